@@ -1,0 +1,76 @@
+"""Sign-in and sign-out pages."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .. import clock
+from ..models import User
+from . import throttle
+from .guards import safe_next
+
+bp = Blueprint("auth", __name__)
+
+# Compared against when the email is unknown, so a miss costs as much time as a wrong password.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def _form(status: int = 200, error: str | None = None, email: str = "", next_url: str | None = None):
+    return render_template("auth/login.html", error=error, email=email, next_url=next_url), status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the sign-in form; on POST check the password, throttle failures and start a fresh session."""
+    next_url = safe_next(request.values.get("next"))
+    if current_user.is_authenticated:
+        return redirect(next_url or url_for("sage.settings"))
+    if request.method != "POST":
+        return _form(next_url=next_url)
+
+    email = request.form.get("email", "").strip().lower()
+    password = request.form.get("password", "")
+    if not email or not password:
+        return _form(400, "Enter your email address and password.", email[:254], next_url)
+    if len(email) > 254 or len(password) > 1024:
+        return _form(400, "Email or password is incorrect.", "", next_url)
+
+    cfg = current_app.config
+    now = clock.now()
+    keys = [throttle.account_key(email), throttle.address_key(request.remote_addr)]
+    wait = throttle.locked_minutes(keys, now)
+    if wait:
+        return _form(429, _try_again(wait), email, next_url)
+
+    user = User.query.filter_by(email=email).first()
+    ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+    if not (user and ok and user.active):
+        lock = cfg["PANEL_LOGIN_LOCK_MINUTES"]
+        throttle.record_failure(keys[0], cfg["PANEL_LOGIN_MAX_FAILURES"], lock, now)
+        throttle.record_failure(keys[1], cfg["PANEL_LOGIN_MAX_FAILURES_PER_ADDRESS"], lock, now)
+        wait = throttle.locked_minutes(keys, now)
+        if wait:
+            return _form(429, _try_again(wait), email, next_url)
+        return _form(401, "Email or password is incorrect.", email, next_url)
+
+    throttle.reset(keys[0])
+    session.clear()  # a fresh session (and CSRF token) on every sign-in
+    login_user(user)
+    session.permanent = True
+    session["_started"] = session["_last_seen"] = now.timestamp()
+    return redirect(next_url or url_for("sage.settings"))
+
+
+def _try_again(minutes: int) -> str:
+    unit = "minute" if minutes == 1 else "minutes"
+    return f"Too many failed sign-in attempts. Try again in {minutes} {unit}."
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    """Sign out and drop the whole session."""
+    logout_user()
+    session.clear()
+    flash("You have been signed out.", "info")
+    return redirect(url_for("auth.login"))

