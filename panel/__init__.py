@@ -45,13 +45,14 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("MAIL_SUPPRESS_SEND", False)
     mail.init_app(app)
 
-    from . import auth, cli, errors, sage, security, sessions
+    from . import auth, cli, errors, reminders, sage, security, sessions
 
     security.init_app(app)
     auth.init_app(app)
     sessions.init_app(app)
     errors.init_app(app)
     sage.init_app(app)
+    reminders.init_app(app)
     cli.init_app(app)
     return app
 

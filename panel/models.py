@@ -45,6 +45,8 @@ class Company(db.Model):
     timezone = db.Column(db.String(64), nullable=False, default="Europe/London")
     reminder_days = db.Column(db.Integer, nullable=False, default=28)
     reminder_hour = db.Column(db.Integer, nullable=False, default=8)
+    # Incremented by every successful Login Now; survives Disconnect so generations never repeat.
+    sage_generation = db.Column(db.Integer, nullable=False, default=0, server_default="0")
     created_at = db.Column(UTCDateTime, nullable=False, default=clock.now)
 
     users = db.relationship("User", back_populates="company", lazy="dynamic")
@@ -101,3 +103,53 @@ class LoginThrottle(db.Model):
     locked_until = db.Column(UTCDateTime, nullable=True)
 
 
+
+
+class TokenState(str, enum.Enum):
+    """Whether the stored Sage token can be used, or needs a new Login Now."""
+
+    OK = "ok"
+    NEEDS_LOGIN = "needs_login"
+
+
+class SageToken(db.Model):
+    """The company's one current Sage ID token. Secrets are encrypted (see ``panel.crypto``)."""
+
+    __tablename__ = "sage_token"
+    id = db.Column(db.Integer, primary_key=True)
+    company_id = db.Column(db.Integer, db.ForeignKey("company.id", ondelete="CASCADE"), nullable=False, unique=True)
+    generation = db.Column(db.Integer, nullable=False)
+    connected_by_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="SET NULL"), nullable=True)
+    connected_by_name = db.Column(db.String(200), nullable=False)
+    consented_at = db.Column(UTCDateTime, nullable=False)
+    expires_at = db.Column(UTCDateTime, nullable=False)
+    access_token_enc = db.Column(db.Text, nullable=True)
+    access_expires_at = db.Column(UTCDateTime, nullable=True)
+    refresh_token_enc = db.Column(db.Text, nullable=True)
+    scope = db.Column(db.String(500), nullable=True)
+    state = db.Column(db.String(16), nullable=False, default=TokenState.OK.value)
+    state_reason = db.Column(db.String(500), nullable=True)
+    last_refreshed_at = db.Column(UTCDateTime, nullable=True)
+    # Bumped on every save: refreshes write only if the version they read is still current (compare-and-swap).
+    version = db.Column(db.Integer, nullable=False, default=1)
+    updated_at = db.Column(UTCDateTime, nullable=False, default=clock.now, onupdate=clock.now)
+
+    company = db.relationship("Company")
+    connected_by = db.relationship("User")
+
+    __table_args__ = (db.CheckConstraint("state IN ('ok', 'needs_login')", name="state_valid"),)
+
+
+class AuditEvent(db.Model):
+    """Something that happened to a company's Sage connection or settings: who, what, when."""
+
+    __tablename__ = "audit_event"
+    id = db.Column(db.Integer, primary_key=True)
+    company_id = db.Column(db.Integer, db.ForeignKey("company.id", ondelete="CASCADE"), nullable=False)
+    at = db.Column(UTCDateTime, nullable=False, default=clock.now)
+    actor_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="SET NULL"), nullable=True)
+    actor_name = db.Column(db.String(200), nullable=False)
+    action = db.Column(db.String(40), nullable=False)
+    detail = db.Column(db.String(1000), nullable=False, default="")
+
+    __table_args__ = (db.Index("ix_audit_event_company_at", "company_id", "at"),)

@@ -1,6 +1,6 @@
 """companies, users, sign-in throttle
 
-Revision ID: 38147ce25d1c
+Revision ID: 0001_initial
 Revises: 
 Create Date: 2026-11-25 18:36:06.341084
 
@@ -12,7 +12,7 @@ import panel.models  # noqa: F401  (custom column types such as UTCDateTime)
 
 
 # revision identifiers, used by Alembic.
-revision = '38147ce25d1c'
+revision = '0001_initial'
 down_revision = None
 branch_labels = None
 depends_on = None
