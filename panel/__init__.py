@@ -45,12 +45,13 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("MAIL_SUPPRESS_SEND", False)
     mail.init_app(app)
 
-    from . import auth, cli, errors, reminders, sage, security, sessions
+    from . import auth, cli, demo_sageid, errors, reminders, sage, security, sessions
 
     security.init_app(app)
     auth.init_app(app)
     sessions.init_app(app)
     errors.init_app(app)
+    demo_sageid.init_app(app)
     sage.init_app(app)
     reminders.init_app(app)
     cli.init_app(app)

@@ -8,7 +8,7 @@ import tempfile
 import pytest
 
 from panel import create_app
-from support import PASSWORD, SEED, Session, base_env, make_app  # noqa: F401
+from support import PASSWORD, SEED, Session, base_env, make_app, start_live  # noqa: F401
 
 
 
@@ -87,3 +87,13 @@ def user(app):
 def other_admin(app):
     """Signed in as Other Co's admin (own client)."""
     return Session(app.test_client(), "olga@other.example")
+
+
+@pytest.fixture
+def live_server(tmp_path, template_db, redis_server):
+    """The app served over real HTTP (threaded werkzeug server); ``.url`` is its base, ``.app`` the app."""
+    from panel import clock
+
+    with start_live(tmp_path, template_db, redis_server) as server:
+        yield server
+    clock.freeze(None)

@@ -4,6 +4,9 @@ from __future__ import annotations
 import re
 import shutil
 import socket
+import threading
+
+from werkzeug.serving import make_server
 
 from panel import create_app
 
@@ -88,3 +91,34 @@ def sign_in(page, base_url: str, email: str = "admin@example.com", password: str
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base_url}/settings/sage")
+
+
+class LiveServer:
+    """A real HTTP server running the app on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app, port: int):
+        self.app = app
+        self.port = port
+        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+def start_live(tmp_path, template_db, redis_server, **config) -> LiveServer:
+    """An app served over real HTTP on a free port, PANEL_BASE_URL pointing at itself (use as a context manager)."""
+    port = free_port()
+    config.setdefault("TESTING", False)
+    config.setdefault("PANEL_BASE_URL", f"http://127.0.0.1:{port}")
+    app = make_app(tmp_path, template_db, redis_server, **config)
+    from panel.redis_conn import get_redis
+
+    get_redis(app).flushdb()
+    return LiveServer(app, port)
