@@ -100,6 +100,9 @@ class LiveServer:
         self.app = app
         self.port = port
         self.server = make_server("127.0.0.1", self.port, app, threaded=True)
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no request lines in test output
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -122,3 +125,35 @@ def start_live(tmp_path, template_db, redis_server, **config) -> LiveServer:
 
     get_redis(app).flushdb()
     return LiveServer(app, port)
+
+
+class _FormParser:
+    """Collects the forms of a page: action, method, hidden/text inputs and submit buttons."""
+
+    def __init__(self):
+        from html.parser import HTMLParser
+
+        outer = self
+        self.forms: list[dict] = []
+
+        class P(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                a = dict(attrs)
+                if tag == "form":
+                    outer.forms.append({"action": a.get("action", ""), "method": (a.get("method") or "get").lower(),
+                                        "fields": {}, "buttons": []})
+                elif outer.forms and tag in ("input", "button"):
+                    form = outer.forms[-1]
+                    if tag == "button" or a.get("type") == "submit":
+                        form["buttons"].append((a.get("name"), a.get("value", "")))
+                    elif a.get("name"):
+                        form["fields"][a["name"]] = a.get("value", "")
+
+        self.parser = P()
+
+
+def forms_of(html: str) -> list[dict]:
+    """Every form of ``html`` as {action, method, fields, buttons}."""
+    fp = _FormParser()
+    fp.parser.feed(html)
+    return fp.forms

@@ -1,0 +1,137 @@
+"""Every call to the Sage API goes through here: it refreshes the access token single-flight across processes."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import redis
+import requests
+from authlib.common.errors import AuthlibBaseError
+from flask import current_app
+
+from .. import clock
+from ..crypto import DecryptionError, decrypt
+from ..models import TokenState
+from ..redis_conn import get_redis
+from . import client, store
+
+EARLY = timedelta(seconds=60)  # refresh this long before the access token runs out
+
+
+class SageUnavailable(Exception):
+    """The Sage API cannot be called now; ``message`` is safe to show."""
+
+    def __init__(self, message: str, needs_login: bool = False):
+        super().__init__(message)
+        self.message, self.needs_login = message, needs_login
+
+
+def _usable(token) -> bool:
+    return (token.access_token_enc is not None and token.access_expires_at is not None
+            and token.access_expires_at - EARLY > clock.now())
+
+
+def _check(token) -> None:
+    if token is None:
+        raise SageUnavailable("Sage is not connected. An admin needs to click Login Now.", needs_login=True)
+    if token.state == TokenState.NEEDS_LOGIN.value:
+        raise SageUnavailable(f"The Sage token needs a new Login Now: {token.state_reason}", needs_login=True)
+    if clock.now() >= token.expires_at:
+        raise SageUnavailable("The Sage token has expired. An admin needs to click Login Now.", needs_login=True)
+
+
+def access_token(company_id: int) -> str:
+    """A valid access token for the company, refreshing it (once, under a Redis lock) when needed."""
+    token = store.current(company_id)
+    _check(token)
+    if _usable(token):
+        return decrypt(token.access_token_enc)
+    timeout = current_app.config["SAGE_HTTP_TIMEOUT"]
+    _release_connection()  # never hold a pooled DB connection while waiting for the lock
+    lock = get_redis().lock(f"sage:refresh-lock:{company_id}", timeout=timeout * 3, blocking_timeout=timeout * 2 + 5)
+    try:
+        acquired = lock.acquire()
+    except redis.RedisError as exc:
+        raise SageUnavailable("The token could not be refreshed because Redis is unavailable.") from exc
+    if not acquired:
+        raise SageUnavailable("Another refresh of the Sage token is taking too long. Please try again.")
+    try:
+        token = store.current(company_id)  # re-read: another process may have refreshed while we waited
+        _check(token)
+        if _usable(token):
+            return decrypt(token.access_token_enc)
+        return _refresh(token)
+    finally:
+        try:
+            lock.release()
+        except redis.RedisError:
+            pass  # expired lock: the compare-and-swap save still protects the token
+
+
+def _release_connection() -> None:
+    """End the session's transaction so its connection goes back to the pool (pending changes are committed)."""
+    from ..extensions import db
+
+    db.session.commit()
+
+
+def _refresh(token) -> str:
+    try:
+        refresh_token = decrypt(token.refresh_token_enc)
+    except DecryptionError as exc:
+        store.mark_needs_login(token, "The stored token cannot be decrypted with the configured keys.")
+        raise SageUnavailable("The stored Sage token cannot be decrypted: an admin needs to click Login Now.",
+                              needs_login=True) from exc
+    if not refresh_token:
+        store.mark_needs_login(token, "Sage ID gave no refresh token (is offline_access granted?).")
+        raise SageUnavailable("The Sage token cannot be refreshed: an admin needs to click Login Now.", True)
+    now = clock.now()
+    _release_connection()  # and not during the network call either
+    try:
+        response = client.refresh(refresh_token)
+    except AuthlibBaseError as exc:
+        error = getattr(exc, "error", "") or "error"
+        if error in {"invalid_grant", "unauthorized_client", "invalid_client"}:
+            reason = f"Sage ID refused the refresh ({error}{': ' + exc.description if getattr(exc, 'description', None) else ''})."
+            store.mark_needs_login(token, reason[:500])
+            raise SageUnavailable(f"The Sage token needs a new Login Now: {reason}", needs_login=True) from exc
+        raise SageUnavailable(f"Sage ID could not refresh the token ({error}). Please try again.") from exc
+    except (requests.RequestException, ValueError) as exc:
+        raise SageUnavailable("Sage ID could not be reached to refresh the token. Please try again.") from exc
+    if not response.get("access_token"):
+        raise SageUnavailable("Sage ID's refresh answer had no access token. Please try again.")
+    if not store.save_refreshed(token, response, now):
+        # A new Login Now replaced the token while we refreshed: use whatever is current now.
+        fresh = store.current(token.company_id)
+        _check(fresh)
+        return decrypt(fresh.access_token_enc)
+    return response["access_token"]
+
+
+def get(company_id: int, path: str) -> requests.Response:
+    """GET ``SAGE_API_BASE + path`` with the company's token; raises SageUnavailable when it cannot."""
+    url = current_app.config["SAGE_API_BASE"] + path
+    try:
+        resp = requests.get(url, headers={"Authorization": f"Bearer {access_token(company_id)}",
+                                          "Accept": "application/json"},
+                            timeout=current_app.config["SAGE_HTTP_TIMEOUT"])
+    except requests.Timeout as exc:
+        raise SageUnavailable("The Sage API did not answer in time.") from exc
+    except requests.RequestException as exc:
+        raise SageUnavailable("The Sage API could not be reached.") from exc
+    if resp.status_code == 401:
+        raise SageUnavailable("The Sage API refused the token (401). Try Login Now if this persists.")
+    if resp.status_code >= 400:
+        raise SageUnavailable(f"The Sage API answered with an error ({resp.status_code}).")
+    return resp
+
+
+def sites(company_id: int) -> list[dict]:
+    """The Sage 200 sites and companies the token can reach (GET /sites)."""
+    resp = get(company_id, "/sites")
+    try:
+        data = resp.json()
+    except ValueError as exc:
+        raise SageUnavailable("The Sage API answered with something that is not JSON.") from exc
+    if isinstance(data, dict):  # some gateways wrap lists
+        data = data.get("items") or data.get("sites") or []
+    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []

@@ -1,0 +1,120 @@
+"""The token store: one current Sage token per company, secrets encrypted, saves guarded by compare-and-swap."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import update
+
+from .. import audit
+from ..audit import Action
+from ..crypto import encrypt
+from ..extensions import db
+from ..models import Company, SageToken, TokenState, User
+
+
+def current(company_id: int) -> SageToken | None:
+    """The company's current token, read fresh from the database."""
+    return db.session.execute(
+        db.select(SageToken).filter_by(company_id=company_id).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def _seconds(value) -> int | None:
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 else None
+
+
+def token_expiry(consented_at: datetime, response: dict, lifetime_days: int) -> datetime:
+    """Consent time + the configured lifetime, unless the response states ``refresh_token_expires_in``."""
+    stated = _seconds(response.get("refresh_token_expires_in"))
+    if stated is not None:
+        return consented_at + timedelta(seconds=stated)
+    return consented_at + timedelta(days=lifetime_days)
+
+
+def access_expiry(now: datetime, response: dict) -> datetime | None:
+    """When the access token in ``response`` stops working (None when the response does not say)."""
+    seconds = _seconds(response.get("expires_in"))
+    return now + timedelta(seconds=seconds) if seconds is not None else None
+
+
+def save_new(company: Company, user: User, response: dict, now: datetime) -> SageToken:
+    """Store the token of a successful Login Now as the company's new generation; audit it."""
+    if not response.get("access_token"):
+        raise ValueError("token response has no access_token")
+    # Lock the company row (PostgreSQL) so two simultaneous Login Nows get distinct generations.
+    locked = db.session.execute(
+        db.select(Company).filter_by(id=company.id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
+    locked.sage_generation += 1
+    token = current(company.id)
+    renewed = token is not None
+    if token is None:
+        token = SageToken(company_id=company.id, version=0)
+    token.generation = locked.sage_generation
+    token.connected_by_id = user.id
+    token.connected_by_name = user.name
+    token.consented_at = now
+    token.expires_at = token_expiry(now, response, current_app.config["SAGE_TOKEN_LIFETIME_DAYS"])
+    token.access_token_enc = encrypt(response["access_token"])
+    token.access_expires_at = access_expiry(now, response)
+    token.refresh_token_enc = encrypt(response.get("refresh_token"))
+    token.scope = (response.get("scope") or "")[:500] or None
+    token.state, token.state_reason = TokenState.OK.value, None
+    token.last_refreshed_at = None
+    token.version = (token.version or 0) + 1
+    db.session.add(token)  # only now: an autoflush must never see a half-filled row
+    action = Action.RENEWED if renewed else Action.CONNECTED
+    audit.record(company.id, action, f"Generation {token.generation}, expires {token.expires_at:%Y-%m-%d %H:%M} UTC",
+                 actor=user)
+    db.session.commit()
+    return token
+
+
+def save_refreshed(token: SageToken, response: dict, now: datetime) -> bool:
+    """Compare-and-swap the refreshed secrets; False when another process changed the token first."""
+    values = {
+        "access_token_enc": encrypt(response["access_token"]),
+        "access_expires_at": access_expiry(now, response),
+        "last_refreshed_at": now,
+        "version": token.version + 1,
+        "updated_at": now,
+    }
+    if response.get("refresh_token"):  # rotating providers send a new one; keep the old otherwise
+        values["refresh_token_enc"] = encrypt(response["refresh_token"])
+    stated = _seconds(response.get("refresh_token_expires_in"))
+    if stated is not None and now + timedelta(seconds=stated) < token.expires_at:
+        values["expires_at"] = now + timedelta(seconds=stated)  # may shorten, never extends
+    result = db.session.execute(
+        update(SageToken)
+        .where(SageToken.id == token.id, SageToken.version == token.version,
+               SageToken.generation == token.generation)
+        .values(**values)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def mark_needs_login(token: SageToken, reason: str) -> None:
+    """Record that only a new Login Now can help (e.g. ``invalid_grant``), unless the token changed meanwhile."""
+    result = db.session.execute(
+        update(SageToken)
+        .where(SageToken.id == token.id, SageToken.generation == token.generation)
+        .values(state=TokenState.NEEDS_LOGIN.value, state_reason=reason[:500], version=SageToken.version + 1)
+    )
+    if result.rowcount:
+        audit.record(token.company_id, Action.REFRESH_FAILED, reason)
+    db.session.commit()
+
+
+def disconnect(company: Company, user: User) -> bool:
+    """Remove the company's token; False when there was none."""
+    deleted = SageToken.query.filter_by(company_id=company.id).delete()
+    if deleted:
+        audit.record(company.id, Action.DISCONNECTED, "Stored token removed", actor=user)
+    db.session.commit()
+    return bool(deleted)

@@ -1,0 +1,91 @@
+// Sage token widget: Login Now window, instant refresh when the window reports back,
+// polling paused in hidden tabs, and a visible stale state when a poll fails.
+(function () {
+  "use strict";
+  var EVENT = "sage-token-changed";
+  var CHANNEL = "sage-panel";
+  var lastUpdated = new Date();
+
+  function widget() { return document.getElementById("token-widget"); }
+
+  function hhmm(d) {
+    return String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+  }
+
+  function refreshNow() { htmx.trigger(document.body, EVENT); }
+
+  // --- Login Now: a centred popup; if the browser blocks it, the same flow runs in this window. ---
+  document.addEventListener("click", function (evt) {
+    var link = evt.target.closest && evt.target.closest("a[data-login-now]");
+    if (!link || evt.button !== 0 || evt.ctrlKey || evt.metaKey || evt.shiftKey) { return; }
+    var w = 520, h = 680;
+    var left = Math.max(0, (window.screenX || 0) + (window.outerWidth - w) / 2);
+    var top = Math.max(0, (window.screenY || 0) + (window.outerHeight - h) / 2);
+    var url = link.href + (link.href.indexOf("?") < 0 ? "?" : "&") + "popup=1";
+    var popup = window.open(url, "sage-login", "popup=yes,width=" + w + ",height=" + h + ",left=" + left + ",top=" + top);
+    if (popup) {
+      evt.preventDefault();
+      popup.focus();
+    } // else: popup blocked — let the link navigate this window through the same flow.
+  });
+
+  // The sign-in window reports back (same origin only), by postMessage and by BroadcastChannel.
+  function onResult(data) {
+    if (!data || data.type !== EVENT) { return; }
+    refreshNow();
+    if (data.ok === false && data.message && window.panel) { window.panel.flash(data.message, "error"); }
+    if (data.ok === true && data.message && window.panel) { window.panel.flash(data.message, "success"); }
+  }
+  window.addEventListener("message", function (evt) {
+    if (evt.origin !== window.location.origin) { return; }
+    onResult(evt.data);
+  });
+  if ("BroadcastChannel" in window) {
+    var seen = {};
+    new BroadcastChannel(CHANNEL).onmessage = function (evt) {
+      // Both channels may deliver the same result: act once per result id.
+      if (evt.data && evt.data.id && seen[evt.data.id]) { return; }
+      if (evt.data && evt.data.id) { seen[evt.data.id] = true; }
+      onResult(evt.data);
+    };
+    window.addEventListener("message", function (evt) {
+      if (evt.origin === window.location.origin && evt.data && evt.data.id) { seen[evt.data.id] = true; }
+    }, true);
+  }
+
+  // --- Polling: skip polls while the tab is hidden, refresh as soon as it is visible again. ---
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var el = evt.detail.elt;
+    if (el && el.id === "token-widget" && document.visibilityState === "hidden") { evt.preventDefault(); }
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && widget()) { htmx.trigger(widget(), "panel-refresh"); }
+  });
+
+  // --- Failed polls show "Couldn't refresh — last updated HH:MM" instead of going silently stale. ---
+  function markStale() {
+    var el = widget();
+    if (!el) { return; }
+    var note = el.querySelector("[data-stale]");
+    if (!note) { return; }
+    note.textContent = "Couldn't refresh — last updated " + hhmm(lastUpdated) + ". Retrying…";
+    note.hidden = false;
+    el.classList.add("is-stale");
+  }
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    if (evt.detail.elt && (evt.detail.elt.id === "token-widget" || evt.detail.target.id === "token-widget")) {
+      lastUpdated = new Date();
+    }
+  });
+  ["htmx:responseError", "htmx:sendError", "htmx:timeout"].forEach(function (name) {
+    document.addEventListener(name, function (evt) {
+      var el = evt.detail.elt;
+      if (!el || el.id !== "token-widget") { return; }
+      var xhr = evt.detail.xhr;
+      if (xhr && xhr.status === 401) { return; } // HX-Redirect sends the whole page to sign-in
+      markStale();
+    });
+  });
+
+  window.sagePanel = { refreshNow: refreshNow };
+})();
