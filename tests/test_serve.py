@@ -33,7 +33,7 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path):
         deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(f"{base}/login", timeout=2).status_code == 200:
+                if requests.get(f"{base}/login", timeout=10).status_code == 200:
                     break
             except requests.ConnectionError:
                 pass
