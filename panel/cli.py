@@ -142,9 +142,40 @@ def doctor_command(timeout: int) -> None:
     _fail(f"worker: no worker picked up the job within {timeout}s (is `rq worker` running?)")
 
 
+@click.command("reencrypt-tokens")
+@with_appcontext
+def reencrypt_tokens_command() -> None:
+    """Re-encrypt every stored Sage token under the first key of PANEL_ENCRYPTION_KEYS (after adding a new key)."""
+    from .crypto import rotate
+    from .models import SageToken
+
+    count = 0
+    for token in SageToken.query.all():
+        token.access_token_enc = rotate(token.access_token_enc)
+        token.refresh_token_enc = rotate(token.refresh_token_enc)
+        count += 1
+    db.session.commit()
+    click.echo(f"Re-encrypted {count} token(s) under the current key; older keys can now be removed.")
+
+
+@click.command("send-reminders")
+@click.option("--queue/--inline", default=False, help="enqueue the send batches for the workers instead of sending here")
+@with_appcontext
+def send_reminders_command(queue: bool) -> None:
+    """Run a reminder sweep now (operators): claim what is due and send it."""
+    from . import clock
+    from .reminders.sweep import run
+
+    r = run(clock.now(), inline=not queue)
+    click.echo(f"{r['companies_due']} compan{'y' if r['companies_due'] == 1 else 'ies'} due, {r['claimed']} claimed, "
+               f"{r['recovered']} recovered; " + (f"{r['batches']} batch(es) queued" if queue else
+               f"{r['sent']} sent, {r['failed']} failed, {r['skipped']} skipped, {r['retry']} to retry"))
+
+
 def init_app(app: Flask) -> None:
     """Register the commands."""
     from .serve import serve_command
 
-    for command in (create_company_command, create_user_command, seed_demo_command, doctor_command, serve_command):
+    for command in (create_company_command, create_user_command, seed_demo_command, doctor_command, serve_command,
+                    reencrypt_tokens_command, send_reminders_command):
         app.cli.add_command(command)

@@ -118,6 +118,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "SAGE_DEMO_TOKEN_LIFETIME_MINUTES": _int(env, "SAGE_DEMO_TOKEN_LIFETIME_MINUTES", 0),
         # Reminders
         "PANEL_SWEEP_INTERVAL_MINUTES": _int(env, "PANEL_SWEEP_INTERVAL_MINUTES", 15),
+        # A reminder left 'sending' (or 'claimed' untouched) this long belongs to a dead worker: hand it out again.
+        "PANEL_REMINDER_LEASE_SECONDS": _int(env, "PANEL_REMINDER_LEASE_SECONDS", 600),
     }
     return cfg
 

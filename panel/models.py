@@ -130,6 +130,9 @@ class SageToken(db.Model):
     state = db.Column(db.String(16), nullable=False, default=TokenState.OK.value)
     state_reason = db.Column(db.String(500), nullable=True)
     last_refreshed_at = db.Column(UTCDateTime, nullable=True)
+    # When the reminder window opens (expiry - reminder days, in the company's wall-clock time). Kept in step with
+    # expires_at and the company's settings so the sweep can find due companies with one indexed range query.
+    remind_from = db.Column(UTCDateTime, nullable=True, index=True)
     # Bumped on every save: refreshes write only if the version they read is still current (compare-and-swap).
     version = db.Column(db.Integer, nullable=False, default=1)
     updated_at = db.Column(UTCDateTime, nullable=False, default=clock.now, onupdate=clock.now)
@@ -153,3 +156,38 @@ class AuditEvent(db.Model):
     detail = db.Column(db.String(1000), nullable=False, default="")
 
     __table_args__ = (db.Index("ix_audit_event_company_at", "company_id", "at"),)
+
+
+class DeliveryStatus(str, enum.Enum):
+    """Where one reminder is: claimed (to send), sending (SMTP under way), sent, failed, or skipped at send time."""
+
+    CLAIMED = "claimed"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class ReminderDelivery(db.Model):
+    """The reminder ledger: at most one row per (company, user, token generation, local date)."""
+
+    __tablename__ = "reminder_delivery"
+    id = db.Column(db.Integer, primary_key=True)
+    company_id = db.Column(db.Integer, db.ForeignKey("company.id", ondelete="CASCADE"), nullable=False)
+    user_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="CASCADE"), nullable=False)
+    generation = db.Column(db.Integer, nullable=False)
+    local_date = db.Column(db.Date, nullable=False)
+    status = db.Column(db.String(16), nullable=False, default=DeliveryStatus.CLAIMED.value)
+    attempts = db.Column(db.Integer, nullable=False, default=0)
+    claimed_at = db.Column(UTCDateTime, nullable=False, default=clock.now)
+    sending_since = db.Column(UTCDateTime, nullable=True)
+    finished_at = db.Column(UTCDateTime, nullable=True)
+    recipient = db.Column(db.String(254), nullable=True)
+    reason = db.Column(db.String(500), nullable=True)
+
+    __table_args__ = (
+        db.UniqueConstraint("company_id", "user_id", "generation", "local_date", name="uq_reminder_delivery_key"),
+        db.Index("ix_reminder_delivery_status", "status", "claimed_at"),
+        db.Index("ix_reminder_delivery_company_date", "company_id", "local_date"),
+        db.CheckConstraint("status IN ('claimed', 'sending', 'sent', 'failed', 'skipped')", name="status_valid"),
+    )

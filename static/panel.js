@@ -30,3 +30,21 @@
 
   window.panel = { flash: flash };
 })();
+
+// Reminders: make status text in swapped fragments ([data-announce]) heard by screen readers. A live region that
+// arrives already filled is often not announced, so the text is cleared and put back once the swap has settled.
+(function () {
+  "use strict";
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    var root = evt.detail.elt;
+    if (!root || !root.querySelectorAll) { return; }
+    var regions = Array.prototype.slice.call(root.querySelectorAll("[data-announce]"));
+    if (root.matches && root.matches("[data-announce]")) { regions.push(root); }
+    regions.forEach(function (region) {
+      var text = region.textContent;
+      if (!text.trim()) { return; }
+      region.textContent = "";
+      window.setTimeout(function () { region.textContent = text; }, 50);
+    });
+  });
+})();

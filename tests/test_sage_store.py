@@ -117,3 +117,17 @@ def test_mark_needs_login_ignores_a_newer_generation(ctx):
     store.save_new(company, admin, response(), NOW + timedelta(minutes=1))
     store.mark_needs_login(old_copy, "invalid_grant")
     assert store.current(company.id).state == "ok"
+
+
+def test_reencrypt_tokens_command_moves_tokens_to_the_new_key(app, ctx, runner):
+    from cryptography.fernet import Fernet
+
+    company, admin = ctx
+    store.save_new(company, admin, response(), NOW)
+    old = app.config["PANEL_ENCRYPTION_KEYS"]
+    app.config["PANEL_ENCRYPTION_KEYS"] = [Fernet.generate_key().decode()] + old
+    out = runner.invoke(args=["reencrypt-tokens"])
+    assert out.exit_code == 0 and "Re-encrypted 1 token(s)" in out.output
+    app.config["PANEL_ENCRYPTION_KEYS"] = app.config["PANEL_ENCRYPTION_KEYS"][:1]  # old key removed
+    token = store.current(company.id)
+    assert decrypt(token.access_token_enc) == SECRET_ACCESS and decrypt(token.refresh_token_enc) == SECRET_REFRESH

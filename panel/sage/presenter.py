@@ -20,4 +20,8 @@ def widget_context(company: Company) -> dict:
         tz_name=company.timezone,
         needs_login_reason=reason,
     )
-    return {"company": company, "token": token, "status": status, "now": now}
+    from ..reminders import summary
+
+    return {"company": company, "token": token, "status": status, "now": now,
+            "last_reminder": summary.last_reminder(company.id),
+            "next_reminder": summary.next_reminder(company, token, now)}

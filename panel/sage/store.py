@@ -11,6 +11,7 @@ from ..audit import Action
 from ..crypto import encrypt
 from ..extensions import db
 from ..models import Company, SageToken, TokenState, User
+from .status import window_start
 
 
 def current(company_id: int) -> SageToken | None:
@@ -60,6 +61,7 @@ def save_new(company: Company, user: User, response: dict, now: datetime) -> Sag
     token.connected_by_name = user.name
     token.consented_at = now
     token.expires_at = token_expiry(now, response, current_app.config["SAGE_TOKEN_LIFETIME_DAYS"])
+    token.remind_from = window_start(token.expires_at, locked.reminder_days, locked.timezone)
     token.access_token_enc = encrypt(response["access_token"])
     token.access_expires_at = access_expiry(now, response)
     token.refresh_token_enc = encrypt(response.get("refresh_token"))
@@ -89,6 +91,8 @@ def save_refreshed(token: SageToken, response: dict, now: datetime) -> bool:
     stated = _seconds(response.get("refresh_token_expires_in"))
     if stated is not None and now + timedelta(seconds=stated) < token.expires_at:
         values["expires_at"] = now + timedelta(seconds=stated)  # may shorten, never extends
+        company = db.session.get(Company, token.company_id)
+        values["remind_from"] = window_start(values["expires_at"], company.reminder_days, company.timezone)
     result = db.session.execute(
         update(SageToken)
         .where(SageToken.id == token.id, SageToken.version == token.version,
@@ -118,3 +122,15 @@ def disconnect(company: Company, user: User) -> bool:
         audit.record(company.id, Action.DISCONNECTED, "Stored token removed", actor=user)
     db.session.commit()
     return bool(deleted)
+
+
+def sync_remind_from(company_id: int) -> None:
+    """Recompute when the reminder window opens, after the company's reminder days or timezone changed."""
+    company = db.session.get(Company, company_id, populate_existing=True)
+    token = current(company_id)
+    if company is None or token is None:
+        return
+    opens = window_start(token.expires_at, company.reminder_days, company.timezone)
+    db.session.execute(update(SageToken).where(SageToken.id == token.id, SageToken.expires_at == token.expires_at)
+                       .values(remind_from=opens))
+    db.session.commit()

@@ -1,0 +1,157 @@
+"""Send a batch of messages over ONE SMTP connection (timeout, verified TLS), one outcome per recipient."""
+from __future__ import annotations
+
+import enum
+import smtplib
+import ssl
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import flask_mail
+from flask import current_app
+
+from . import outbox
+
+
+class Outcome(str, enum.Enum):
+    """What happened to one message: sent, worth retrying later, or refused for good."""
+
+    SENT = "sent"
+    TRANSIENT = "transient"  # connection errors, timeouts, 4xx: retry with backoff
+    PERMANENT = "permanent"  # 5xx: do not retry
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The outcome of one message to one recipient."""
+
+    recipient: str
+    outcome: Outcome
+    reason: str = ""
+    code: int | None = None
+
+    @property
+    def sent(self) -> bool:
+        """True when the message was handed over (or written to the demo outbox)."""
+        return self.outcome is Outcome.SENT
+
+
+class VerifiedConnection(flask_mail.Connection):
+    """flask-mail's Connection, but with a socket timeout and certificate checks for STARTTLS and SSL."""
+
+    def configure_host(self):
+        """Connect, secure and log in; every socket operation is bounded by MAIL_TIMEOUT."""
+        m, timeout = self.mail, current_app.config.get("MAIL_TIMEOUT", 30)
+        context = ssl.create_default_context()  # verifies the certificate chain and the host name
+        if m.use_ssl:
+            host = smtplib.SMTP_SSL(m.server, m.port, timeout=timeout, context=context)
+        else:
+            host = smtplib.SMTP(m.server, m.port, timeout=timeout)
+        host.set_debuglevel(int(m.debug))
+        if m.use_tls:
+            host.starttls(context=context)
+        if m.username and m.password:
+            host.login(m.username, m.password)
+        return host
+
+    def __exit__(self, exc_type, exc_value, tb) -> None:
+        if self.host is not None:
+            try:
+                self.host.quit()
+            except (smtplib.SMTPException, OSError):
+                self.host.close()  # the server already went away: nothing left to say to it
+
+
+def uses_outbox(config) -> bool:
+    """True when mail goes to the demo outbox: no MAIL_SERVER, never in production."""
+    return not config.get("MAIL_SERVER") and not config.get("PRODUCTION")
+
+
+def _address(message: flask_mail.Message) -> str:
+    to = message.recipients[0] if message.recipients else ""
+    return to[1] if isinstance(to, tuple) else str(to)
+
+
+def _by_code(to: str, code: int, text) -> Delivery:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    kind = Outcome.PERMANENT if 500 <= code < 600 else Outcome.TRANSIENT
+    return Delivery(to, kind, f"{code} {text}".strip()[:500], code)
+
+
+def _one(conn: VerifiedConnection, message: flask_mail.Message) -> tuple[Delivery, bool]:
+    """Send one message; returns its outcome and whether the connection is still usable."""
+    to = _address(message)
+    try:
+        conn.send(message)
+        return Delivery(to, Outcome.SENT), True
+    except flask_mail.BadHeaderError:
+        return Delivery(to, Outcome.PERMANENT, "refused: a header contained a line break"), True
+    except smtplib.SMTPRecipientsRefused as exc:
+        code, text = next(iter(exc.recipients.values()), (451, b"recipient refused"))
+        return _by_code(to, code, text), code != 421  # smtplib closes the connection after a 421
+    except smtplib.SMTPServerDisconnected as exc:
+        return Delivery(to, Outcome.TRANSIENT, f"connection lost: {exc}"[:500]), False
+    except smtplib.SMTPResponseException as exc:  # sender refused, data refused, ...
+        return _by_code(to, exc.smtp_code, exc.smtp_error), exc.smtp_code != 421
+    except (smtplib.SMTPException, OSError) as exc:  # includes timeouts
+        return Delivery(to, Outcome.TRANSIENT, f"{type(exc).__name__}: {exc}"[:500]), False
+
+
+class _Sender:
+    """Sends messages one at a time over one SMTP connection, opened on the first message that needs it."""
+
+    def __init__(self):
+        self.outbox = uses_outbox(current_app.config)
+        self.conn: VerifiedConnection | None = None
+        self.broken: Delivery | None = None  # why every later message is not attempted
+
+    def _open(self) -> None:
+        conn = VerifiedConnection(current_app.extensions["mail"])
+        try:
+            conn.__enter__()
+        except smtplib.SMTPAuthenticationError as exc:
+            reason = f"SMTP sign-in failed ({exc.smtp_code}): check MAIL_USERNAME and MAIL_PASSWORD"
+            self.broken = Delivery("", Outcome.TRANSIENT, reason, exc.smtp_code)
+        except (smtplib.SMTPException, OSError) as exc:  # could not connect, greeting refused, TLS failed
+            reason = f"could not connect to the mail server: {type(exc).__name__}: {exc}"
+            self.broken = Delivery("", Outcome.TRANSIENT, reason[:500])
+        else:
+            self.conn = conn
+
+    def __call__(self, message: flask_mail.Message) -> Delivery:
+        """Send ``message`` (one recipient) and say what happened; never raises for SMTP or network trouble."""
+        to = _address(message)
+        if self.outbox:
+            return Delivery(to, Outcome.SENT, f"written to the demo outbox as {outbox.write(message)}")
+        if self.conn is None and self.broken is None:
+            self._open()
+        if self.broken is not None:
+            return Delivery(to, self.broken.outcome, self.broken.reason, self.broken.code)
+        result, usable = _one(self.conn, message)
+        if not usable:
+            self.close()
+            self.broken = Delivery("", Outcome.TRANSIENT, "not attempted: the SMTP connection was lost")
+        return result
+
+    def close(self) -> None:
+        """Say goodbye to the server (QUIT), if connected."""
+        if self.conn is not None:
+            self.conn.__exit__(None, None, None)
+            self.conn = None
+
+
+@contextmanager
+def open_sender():
+    """``with open_sender() as send: send(message) -> Delivery`` — one SMTP connection for everything sent."""
+    sender = _Sender()
+    try:
+        yield sender
+    finally:
+        sender.close()
+
+
+def send_batch(messages: list[flask_mail.Message]) -> list[Delivery]:
+    """Send ``messages`` (one recipient each) over one connection; never raises for one bad recipient."""
+    with open_sender() as send:
+        return [send(message) for message in messages]

@@ -1,0 +1,92 @@
+"""Notification recipients: who gets the reminder, searched and paginated in SQL, and switched one by one."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select, update
+
+from .. import audit
+from ..audit import Action
+from ..extensions import db
+from ..models import User
+
+PER_PAGE = 25
+MAX_QUERY = 100
+
+
+@dataclass(frozen=True)
+class RecipientPage:
+    """One page of a company's users, in name order."""
+
+    users: list[User]
+    total: int
+    page: int
+    pages: int
+    query: str
+
+    @property
+    def has_prev(self) -> bool:
+        """True when there is an earlier page."""
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        """True when there is a later page."""
+        return self.page < self.pages
+
+
+def clean_query(raw: str | None) -> str:
+    """The search text as used: trimmed, bounded, without control characters."""
+    text = "".join(c for c in (raw or "") if c.isprintable())
+    return text.strip()[:MAX_QUERY]
+
+
+def page_number(raw: str | None) -> int:
+    """A page number from the query string; anything odd means page 1."""
+    raw = (raw or "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
+
+
+def _escape(text: str) -> str:
+    # LIKE wildcards typed by the person are searched for literally.
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def find(company_id: int, query: str = "", page: int = 1, per_page: int = PER_PAGE) -> RecipientPage:
+    """The ``page``-th page of the company's users matching ``query`` (name or email), using LIMIT/OFFSET."""
+    conditions = [User.company_id == company_id]
+    if query:
+        pattern = f"%{_escape(query.lower())}%"
+        conditions.append(or_(func.lower(User.name).like(pattern, escape="\\"),
+                              func.lower(User.email).like(pattern, escape="\\")))
+    total = db.session.execute(select(func.count(User.id)).where(*conditions)).scalar_one()
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    users = db.session.execute(
+        select(User).where(*conditions).order_by(func.lower(User.name), User.id)
+        .limit(per_page).offset((page - 1) * per_page)
+    ).scalars().all()
+    return RecipientPage(list(users), total, page, pages, query)
+
+
+def count(company_id: int) -> int:
+    """How many people will be emailed: active users with the switch on."""
+    return db.session.execute(
+        select(func.count(User.id)).where(User.company_id == company_id, User.active.is_(True),
+                                           User.notify_sage_token.is_(True))
+    ).scalar_one()
+
+
+def switch(person: User, on: bool, actor, *, action: Action = Action.RECIPIENT_CHANGED, how: str = "") -> bool:
+    """Set ``person``'s reminder switch atomically; audits and returns True only when it changed."""
+    result = db.session.execute(
+        update(User).where(User.id == person.id, User.notify_sage_token.is_(not on))
+        .values(notify_sage_token=on).execution_options(synchronize_session=False)
+    )
+    changed = result.rowcount == 1
+    if changed:
+        audit.record(person.company_id, action, f"{person.name}: {'off → on' if on else 'on → off'}{how}",
+                     actor=actor, actor_name=None if actor is not None else person.name)
+    db.session.commit()
+    db.session.refresh(person)
+    return changed

@@ -1,0 +1,65 @@
+"""Save one reminder setting of a company: an atomic compare-and-swap per field, audited as old → new."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from .. import audit
+from ..audit import Action
+from ..extensions import db
+from ..models import Company
+
+ATTEMPTS = 10  # compare-and-swap retries; each retry means another admin saved the same field in between
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A company column that the reminders card edits."""
+
+    column: str
+    label: str
+
+    def show(self, value) -> str:
+        """The value as people read it in the audit list."""
+        return f"{value:02d}:00" if self.column == "reminder_hour" else str(value)
+
+
+SETTINGS = {
+    "days": Setting("reminder_days", "Reminder days"),
+    "hour": Setting("reminder_hour", "Send at hour"),
+    "timezone": Setting("timezone", "Timezone"),
+}
+
+
+class SettingConflict(RuntimeError):
+    """The field kept changing under us; nothing was saved."""
+
+
+def save(company_id: int, setting: Setting, new, actor) -> tuple[object, bool]:
+    """Set ``setting`` to ``new``; returns (old value, changed). Last write wins; every change is audited."""
+    column = getattr(Company, setting.column)
+    for _ in range(ATTEMPTS):
+        old = db.session.execute(select(column).where(Company.id == company_id)).scalar_one()
+        if old == new:
+            db.session.rollback()  # end the read; nothing to write
+            return old, False
+        # Only writes if nobody changed the field since we read it, so the audit's "old" is exactly right.
+        result = db.session.execute(
+            update(Company).where(Company.id == company_id, column == old).values({setting.column: new})
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            audit.record(company_id, Action.SETTING_CHANGED,
+                         f"{setting.label}: {setting.show(old)} → {setting.show(new)}", actor=actor)
+            db.session.commit()
+            if setting.column in ("reminder_days", "timezone"):
+                from ..sage.store import sync_remind_from
+
+                sync_remind_from(company_id)  # the sweep finds due companies by when their window opens
+            company = db.session.get(Company, company_id)
+            if company is not None:
+                db.session.refresh(company)
+            return old, True
+        db.session.rollback()
+    raise SettingConflict(setting.column)

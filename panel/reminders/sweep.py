@@ -1,0 +1,104 @@
+"""The reminder sweep: find the companies whose reminders are due, claim the ledger rows, hand out batches."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Company, SageToken, User
+from . import ledger
+from .plan import CompanyPlan, company_is_due, due_reminders, local_date
+
+COMPANY_BATCH = 500  # companies read per query; the query only ever returns companies whose window is open
+MAIL_BATCH = 50      # reminders per send job (one SMTP connection each)
+
+
+@dataclass
+class SweepResult:
+    """What one sweep did."""
+
+    companies_due: int = 0
+    claimed: int = 0
+    batches: list[list[int]] = field(default_factory=list)
+    recovered: int = 0
+
+
+def _open_windows(now: datetime, after_id: int):
+    """Companies with a current token whose reminder window has opened (or which have expired), by id."""
+    return db.session.execute(
+        select(SageToken.company_id, SageToken.generation, SageToken.expires_at,
+               Company.timezone, Company.reminder_hour, Company.reminder_days)
+        .join(Company, Company.id == SageToken.company_id)
+        .where(SageToken.remind_from <= now, SageToken.company_id > after_id)
+        .order_by(SageToken.company_id).limit(COMPANY_BATCH)
+    ).all()
+
+
+def _recipients(company_ids: list[int]) -> dict[int, list[int]]:
+    """Active, opted-in users of these companies."""
+    found: dict[int, list[int]] = {}
+    rows = db.session.execute(
+        select(User.company_id, User.id).where(User.company_id.in_(company_ids), User.active.is_(True),
+                                               User.notify_sage_token.is_(True)).order_by(User.id))
+    for company_id, user_id in rows:
+        found.setdefault(company_id, []).append(user_id)
+    return found
+
+
+def find_and_claim(now: datetime) -> SweepResult:
+    """Claim every due reminder (bounded batches of companies); returns the claimed ids in mail batches."""
+    result = SweepResult()
+    claimed: list[int] = []
+    after = 0
+    while True:
+        rows = _open_windows(now, after)
+        if not rows:
+            break
+        after = rows[-1].company_id
+        plans = [CompanyPlan(r.company_id, r.timezone, r.reminder_hour, r.reminder_days, r.generation, r.expires_at)
+                 for r in rows]
+        plans = [p for p in plans if company_is_due(now, p)]
+        result.companies_due += len(plans)
+        if not plans:
+            continue
+        ids = [p.company_id for p in plans]
+        dates = {local_date(now, p.tz_name) for p in plans}
+        dues = due_reminders(now, plans, _recipients(ids), ledger.sent_keys(ids, dates))
+        claimed.extend(ledger.claim(dues, now))
+    result.claimed = len(claimed)
+    orphaned = [i for i in ledger.orphans(now) if i not in set(claimed)]
+    result.recovered = len(orphaned)
+    todo = claimed + orphaned
+    result.batches = [todo[i:i + MAIL_BATCH] for i in range(0, len(todo), MAIL_BATCH)]
+    return result
+
+
+
+RETRY_INTERVALS = [30, 60, 120, 300, 600, 900]  # seconds between retries of a batch with transient failures
+
+
+def run(now: datetime, inline: bool = False) -> dict:
+    """Claim what is due and send it: through the queue (one job per batch, RQ Retry), or here when ``inline``."""
+    from rq import Retry
+
+    from ..queue import enqueue
+    from .sender import TransientDeliveryError, send_claimed
+
+    result = find_and_claim(now)
+    summary = {"companies_due": result.companies_due, "claimed": result.claimed, "recovered": result.recovered,
+               "batches": len(result.batches), "sent": 0, "failed": 0, "skipped": 0, "retry": 0}
+    for batch in result.batches:
+        if not inline:
+            enqueue("panel.reminders.jobs.send_batch", batch, retry=Retry(max=len(RETRY_INTERVALS),
+                                                                          interval=RETRY_INTERVALS),
+                    job_timeout=600, description=f"send {len(batch)} Sage token reminder(s)")
+            continue
+        try:
+            done = send_claimed(batch)
+        except TransientDeliveryError as exc:
+            done = exc.result
+        for key in ("sent", "failed", "skipped", "retry"):
+            summary[key] += getattr(done, key)
+    return summary

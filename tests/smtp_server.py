@@ -1,0 +1,78 @@
+"""A real SMTP server for tests (aiosmtpd) that records messages and can be told to fail or stall."""
+from __future__ import annotations
+
+import asyncio
+import email
+import threading
+from email import policy
+
+from aiosmtpd.controller import Controller
+
+from support import free_port
+
+
+class Recorder:
+    """aiosmtpd handler: keeps every accepted message; scripted 4xx/5xx replies and stalls per recipient."""
+
+    def __init__(self):
+        self.messages: list[email.message.EmailMessage] = []
+        self.connections = 0
+        self.refuse: dict[str, str] = {}      # recipient -> reply for every RCPT (e.g. "550 …")
+        self.fail_next: list[str] = []        # replies for the next MAIL FROM commands (e.g. ["421 …"])
+        self.stall_rcpt: dict[str, float] = {}  # recipient -> seconds to stall at RCPT (once)
+        self.stalled = threading.Event()
+        self.lock = threading.Lock()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        with self.lock:
+            self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802
+        with self.lock:
+            if self.fail_next:
+                return self.fail_next.pop(0)
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address in self.refuse:
+            return self.refuse[address]
+        delay = self.stall_rcpt.pop(address, None)
+        if delay:
+            self.stalled.set()
+            await asyncio.sleep(delay)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        msg = email.message_from_bytes(envelope.content, policy=policy.default)
+        with self.lock:
+            self.messages.append(msg)
+        return "250 Message accepted"
+
+    def to(self) -> list[str]:
+        """Recipient address of each accepted message, in order."""
+        return [m["To"].addresses[0].addr_spec for m in self.messages]
+
+
+class SMTPServer:
+    """Controller wrapper: ``with SMTPServer() as smtp: smtp.port, smtp.handler``."""
+
+    def __init__(self):
+        self.handler = Recorder()
+        self.port = free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self):
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.controller.stop()
+
+    def config(self) -> dict:
+        """App configuration that sends mail here."""
+        return {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": self.port, "MAIL_USE_TLS": False, "MAIL_USE_SSL": False,
+                "MAIL_USERNAME": None, "MAIL_PASSWORD": None}

@@ -1,0 +1,209 @@
+"""Notification Recipients and My notifications: count, switches, IDOR, CSRF, search and pagination."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import event
+
+from panel.extensions import db
+from panel.models import AuditEvent, Company, User
+from panel.reminders import recipients
+
+LIST = "/settings/sage/recipients"
+
+
+def ids(app) -> dict[str, int]:
+    with app.app_context():
+        return {u.email: u.id for u in User.query.all()}
+
+
+def notify(app, email: str) -> bool:
+    with app.app_context():
+        return User.query.filter_by(email=email).one().notify_sage_token
+
+
+def audit_details(app, action="recipient_changed") -> list[tuple[str, str]]:
+    with app.app_context():
+        return [(e.actor_name, e.detail) for e in AuditEvent.query.filter_by(action=action).order_by(AuditEvent.id)]
+
+
+def update_user(app, email: str, **values) -> None:
+    with app.app_context():
+        User.query.filter_by(email=email).update(values)
+        db.session.commit()
+
+
+def switch_url(app, email: str) -> str:
+    return f"/settings/notifications/{ids(app)[email]}"
+
+
+@pytest.fixture
+def crowd(app):
+    """60 more users in Demo Ltd (63 in all): Person 01 .. Person 60, every third one switched on."""
+    with app.app_context():
+        demo = Company.query.filter_by(name="Demo Ltd").one()
+        for n in range(1, 61):
+            db.session.add(User(company=demo, email=f"p{n:02d}@bulk.example", name=f"Person {n:02d}",
+                                password_hash="x", notify_sage_token=n % 3 == 0))
+        db.session.commit()
+    return app
+
+
+def count_line(page: str) -> str:
+    return re.search(r'data-testid="recipient-count">([^<]+)<', page).group(1)
+
+
+def test_count_excludes_inactive_users(app, admin):
+    assert count_line(admin.get("/settings/sage").text) == "2 people will be emailed."  # Alice and Chloe
+    update_user(app, "chloe@example.com", active=False)  # still switched on, but inactive
+    page = admin.get("/settings/sage").text
+    assert count_line(page) == "1 person will be emailed."
+    assert "Inactive — never emailed" in page
+    with app.app_context():
+        assert recipients.count(Company.query.filter_by(name="Demo Ltd").one().id) == 1
+
+
+def test_nobody_switched_on_warns(app, admin):
+    update_user(app, "admin@example.com", notify_sage_token=False)
+    update_user(app, "chloe@example.com", notify_sage_token=False)
+    assert count_line(admin.get("/settings/sage").text).startswith("Nobody will be reminded")
+    resp = admin.get(f"{LIST}/count", htmx=True)
+    assert "Nobody will be reminded" in resp.text and 'role="alert"' in resp.text
+
+
+def test_admin_switches_a_colleague_inline(app, admin):
+    resp = admin.post(switch_url(app, "ben@example.com"), data={"on": "1", "fragment": "row"})
+    assert resp.status_code == 200
+    assert resp.text.lstrip().startswith(f'<tr id="recipient-{ids(app)["ben@example.com"]}"')
+    assert 'role="switch"' in resp.text and 'aria-checked="true"' in resp.text
+    assert "recipients-changed" in resp.headers["HX-Trigger"]
+    assert notify(app, "ben@example.com") is True
+    assert audit_details(app) == [("Alice Admin", "Ben Hughes: off → on")]
+    # Asking for the state it already has changes nothing and audits nothing.
+    admin.post(switch_url(app, "ben@example.com"), data={"on": "1", "fragment": "row"})
+    assert len(audit_details(app)) == 1
+    assert admin.post(switch_url(app, "ben@example.com"), data={"on": "0", "fragment": "row"}).status_code == 200
+    assert notify(app, "ben@example.com") is False
+    assert audit_details(app)[-1] == ("Alice Admin", "Ben Hughes: on → off")
+
+
+def test_count_line_follows_the_switches(app, admin):
+    admin.post(switch_url(app, "ben@example.com"), data={"on": "1", "fragment": "row"})
+    assert count_line(admin.get(f"{LIST}/count", htmx=True).text) == "3 people will be emailed."
+
+
+def test_user_switches_own_reminders(app, user):
+    page = user.get("/settings/notifications").text
+    assert 'aria-current="page">My notifications' in page
+    assert 'aria-label="Email me Sage token reminders"' in page and 'aria-checked="false"' in page
+    resp = user.post(switch_url(app, "ben@example.com"), data={"on": "1", "fragment": "own"})
+    assert resp.status_code == 200 and resp.text.lstrip().startswith('<div id="my-switch"')
+    assert 'aria-checked="true"' in resp.text
+    assert notify(app, "ben@example.com") is True
+    assert audit_details(app) == [("Ben Hughes", "Ben Hughes: off → on")]
+    # A user asking for the admin's row fragment still gets only their own switch.
+    resp = user.post(switch_url(app, "ben@example.com"), data={"on": "0", "fragment": "row"})
+    assert 'id="my-switch"' in resp.text and "<tr" not in resp.text
+
+
+@pytest.mark.parametrize("who,target", [
+    ("user", "chloe@example.com"),          # a user, someone else in the same company
+    ("user", "admin@example.com"),
+    ("user", "oscar@other.example"),
+    ("admin", "oscar@other.example"),       # an admin, another company's user
+    ("admin", "olga@other.example"),
+    ("other_admin", "ben@example.com"),
+])
+def test_switching_someone_out_of_reach_is_404(app, request, who, target):
+    session = request.getfixturevalue(who)
+    before = notify(app, target)
+    resp = session.post(switch_url(app, target), data={"on": "0" if before else "1", "fragment": "row"})
+    assert resp.status_code == 404
+    assert notify(app, target) is before and audit_details(app) == []
+
+
+def test_unknown_id_is_404(app, admin):
+    assert admin.post("/settings/notifications/999999", data={"on": "1"}).status_code == 404
+
+
+@pytest.mark.parametrize("data", [{}, {"on": "yes"}, {"on": "2"}, {"on": ["1", "0"]}])
+def test_bad_switch_value_changes_nothing(app, admin, data):
+    assert admin.post(switch_url(app, "ben@example.com"), data=data).status_code == 400
+    assert notify(app, "ben@example.com") is False and audit_details(app) == []
+
+
+def test_switch_without_csrf_token_is_refused(app, admin):
+    resp = admin.client.post(switch_url(app, "ben@example.com"), data={"on": "1"}, headers={"HX-Request": "true"})
+    assert resp.status_code == 400
+    assert notify(app, "ben@example.com") is False and audit_details(app) == []
+
+
+def test_switch_without_javascript_redirects_back(app, admin, user):
+    resp = admin.post(switch_url(app, "ben@example.com"), htmx=False, data={"on": "1", "fragment": "row"})
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/settings/sage#recipients")
+    resp = user.post(switch_url(app, "ben@example.com"), htmx=False, data={"on": "0"})
+    assert resp.headers["Location"].endswith("/settings/notifications")
+    assert notify(app, "ben@example.com") is False
+
+
+def test_only_admins_see_and_search_the_list(user):
+    page = user.get("/settings/sage").text
+    assert 'id="recipient-list"' not in page and "My notifications" in page
+    assert user.get(LIST, htmx=True).status_code == 403
+    assert user.get(f"{LIST}/count", htmx=True).status_code == 403
+
+
+def rows(page: str) -> list[str]:
+    return re.findall(r'<td class="recipient-email">([^<]+)</td>', page)
+
+
+def test_pages_of_25_with_limit_and_offset(crowd, admin):
+    statements = []
+    with crowd.app_context():
+        listen = lambda conn, cursor, sql, *a: statements.append(sql)  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        first = admin.get(LIST, htmx=True)
+    finally:
+        with crowd.app_context():
+            event.remove(db.engine, "before_cursor_execute", listen)
+    assert first.status_code == 200 and "HX-Request" in first.headers["Vary"]
+    assert len(rows(first.text)) == 25
+    assert "63 people · page 1 of 3" in first.text
+    assert any("LIMIT" in s and "OFFSET" in s and "FROM user" in s for s in statements), statements
+    third = admin.get(f"{LIST}?page=3", htmx=True).text
+    assert len(rows(third)) == 13 and "page 3 of 3" in third
+    assert not set(rows(first.text)) & set(rows(third))
+    assert len(rows(admin.get("/settings/sage").text)) == 25  # the full page never renders the whole company
+    assert len(rows(admin.get("/settings/sage?page=2").text)) == 25
+    assert "page 3 of 3" in admin.get(f"{LIST}?page=999", htmx=True).text  # out of range: the last page
+    assert "page 1 of 3" in admin.get(f"{LIST}?page=-4", htmx=True).text
+
+
+def test_search_by_name_or_email(crowd, admin):
+    found = rows(admin.get(f"{LIST}?q=person+4", htmx=True).text)
+    assert sorted(found) == [f"p{n}@bulk.example" for n in range(40, 50)]
+    assert rows(admin.get(f"{LIST}?q=P07@BULK", htmx=True).text) == ["p07@bulk.example"]
+    assert rows(admin.get(f"{LIST}?q=ben", htmx=True).text) == ["ben@example.com"]
+    assert rows(admin.get(f"{LIST}?q=olga", htmx=True).text) == []  # another company's people never show
+    empty = admin.get(f"{LIST}?q=%25", htmx=True).text  # a literal '%', not a wildcard
+    assert rows(empty) == [] and "Nobody matches" in empty
+    page2 = admin.get(f"{LIST}?q=bulk&page=2", htmx=True).text
+    assert len(rows(page2)) == 25 and "60 people matching · page 2 of 3" in page2
+
+
+def test_plain_get_of_the_list_goes_to_the_page(crowd, admin):
+    resp = admin.get(f"{LIST}?q=person&page=2")
+    assert resp.status_code == 302
+    assert resp.headers["Location"].endswith("/settings/sage?q=person&page=2#recipients")
+    assert "page 2 of 3" in admin.get("/settings/sage?q=person&page=2").text
+
+
+def test_the_page_includes_exactly_the_fragments_htmx_gets(app, admin):
+    page = admin.get("/settings/sage").text
+    for url in (LIST, f"{LIST}/count"):
+        fragment = admin.get(url, htmx=True).text.strip()
+        assert fragment in page, url
+    row = admin.post(switch_url(app, "ben@example.com"), data={"on": "1", "fragment": "row"}).text.strip()
+    assert row in admin.get("/settings/sage").text
