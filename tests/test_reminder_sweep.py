@@ -277,3 +277,28 @@ def test_send_reminders_command(mail_app, smtp):
     assert out.exit_code == 0, out.output
     assert "2 sent" in out.output
     assert len(smtp.handler.messages) == 2
+
+
+def test_sweep_through_the_queue_sets_rq_retry(mail_app, smtp):
+    from panel.queue import get_queue
+
+    connect(demo(), local(2026, 11, 1, 12), timedelta(days=30))
+    clock.freeze(local(2026, 11, 20, 9, 0))
+    result = sweep.run(clock.now())
+    assert (result["claimed"], result["batches"]) == (2, 1)
+    job = get_queue(app=mail_app).jobs[0]
+    assert job.func_name == "panel.reminders.jobs.send_batch"
+    assert job.retries_left == len(sweep.RETRY_INTERVALS) and job.retry_intervals == sweep.RETRY_INTERVALS
+    assert smtp.handler.messages == []  # nothing sent by the sweep itself
+
+
+def test_sage_page_shows_last_and_next_reminder(mail_app, smtp):
+    from support import Session
+
+    connect(demo(), local(2026, 11, 1, 12), timedelta(days=30))
+    smtp.handler.refuse["chloe@example.com"] = "550 5.1.1 No such user"
+    sweep_at(local(2026, 11, 20, 9, 0))
+    clock.freeze(local(2026, 11, 20, 10, 0))
+    page = Session(mail_app.test_client(), "admin@example.com").client.get("/settings/sage").text
+    assert "Last reminder: Fri 20 Nov 2026, 09:00 GMT, sent to 1 (1 failed: 550 5.1.1 No such user)" in page
+    assert "Next reminder: Sat 21 Nov 2026, 08:00 GMT, to 2 recipients" in page

@@ -11,7 +11,7 @@ from ..audit import Action
 from ..crypto import encrypt
 from ..extensions import db
 from ..models import Company, SageToken, TokenState, User
-from .status import window_start
+from .status import format_local, window_start
 
 
 def current(company_id: int) -> SageToken | None:
@@ -71,7 +71,8 @@ def save_new(company: Company, user: User, response: dict, now: datetime) -> Sag
     token.version = (token.version or 0) + 1
     db.session.add(token)  # only now: an autoflush must never see a half-filled row
     action = Action.RENEWED if renewed else Action.CONNECTED
-    audit.record(company.id, action, f"Generation {token.generation}, expires {token.expires_at:%Y-%m-%d %H:%M} UTC",
+    audit.record(company.id, action,
+                 f"Generation {token.generation}, expires {format_local(token.expires_at, locked.timezone)}",
                  actor=user)
     db.session.commit()
     return token
