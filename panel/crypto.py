@@ -1,7 +1,7 @@
 """Authenticated encryption of token secrets at rest (Fernet: AES-CBC + HMAC-SHA256), with key rotation."""
 from __future__ import annotations
 
-from cryptography.fernet import InvalidToken, MultiFernet, Fernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
 
 
@@ -22,21 +22,20 @@ def encrypt(secret: str | None) -> str | None:
     return _fernet().encrypt(secret.encode()).decode()
 
 
-def decrypt(stored: str | None) -> str | None:
-    """Decrypt a value made by ``encrypt``; raises DecryptionError when no key fits."""
+def _with_keys(operation: str, stored: str | None) -> str | None:
     if stored is None:
         return None
     try:
-        return _fernet().decrypt(stored.encode()).decode()
+        return getattr(_fernet(), operation)(stored.encode()).decode()
     except InvalidToken as exc:
         raise DecryptionError("stored token cannot be decrypted with the configured keys") from exc
+
+
+def decrypt(stored: str | None) -> str | None:
+    """Decrypt a value made by ``encrypt``; raises DecryptionError when no key fits."""
+    return _with_keys("decrypt", stored)
 
 
 def rotate(stored: str | None) -> str | None:
     """Re-encrypt ``stored`` under the current (first) key."""
-    if stored is None:
-        return None
-    try:
-        return _fernet().rotate(stored.encode()).decode()
-    except InvalidToken as exc:
-        raise DecryptionError("stored token cannot be decrypted with the configured keys") from exc
+    return _with_keys("rotate", stored)
