@@ -132,7 +132,7 @@ class SageToken(db.Model):
     last_refreshed_at = db.Column(UTCDateTime, nullable=True)
     # When the reminder window opens (expiry - reminder days, in the company's wall-clock time). Kept in step with
     # expires_at and the company's settings so the sweep can find due companies with one indexed range query.
-    remind_from = db.Column(UTCDateTime, nullable=True, index=True)
+    remind_from = db.Column(UTCDateTime, nullable=True)
     # Bumped on every save: refreshes write only if the version they read is still current (compare-and-swap).
     version = db.Column(db.Integer, nullable=False, default=1)
     updated_at = db.Column(UTCDateTime, nullable=False, default=clock.now, onupdate=clock.now)
@@ -140,7 +140,10 @@ class SageToken(db.Model):
     company = db.relationship("Company")
     connected_by = db.relationship("User")
 
-    __table_args__ = (db.CheckConstraint("state IN ('ok', 'needs_login')", name="state_valid"),)
+    __table_args__ = (
+        db.CheckConstraint("state IN ('ok', 'needs_login')", name="state_valid"),
+        db.Index("ix_sage_token_remind_from_company", "remind_from", "company_id"),
+    )
 
 
 class AuditEvent(db.Model):

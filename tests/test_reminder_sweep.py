@@ -302,3 +302,18 @@ def test_sage_page_shows_last_and_next_reminder(mail_app, smtp):
     page = Session(mail_app.test_client(), "admin@example.com").client.get("/settings/sage").text
     assert "Last reminder: Fri 20 Nov 2026, 09:00 GMT, sent to 1 (1 failed: 550 5.1.1 No such user)" in page
     assert "Next reminder: Sat 21 Nov 2026, 08:00 GMT, to 2 recipients" in page
+
+
+def test_a_company_with_5000_recipients_is_claimed_in_one_sweep(mail_app, smtp):
+    company = demo()
+    db.session.execute(User.__table__.insert(), [
+        {"company_id": company.id, "email": f"bulk{i}@example.com", "name": f"Bulk {i}", "password_hash": "x",
+         "role": "user", "active": True, "notify_sage_token": True, "created_at": clock.now()}
+        for i in range(5000)])
+    db.session.commit()
+    connect(demo(), local(2026, 11, 1, 12), timedelta(days=30))
+    found = sweep.find_and_claim(local(2026, 11, 20, 9, 0))
+    assert found.claimed == 5002 and len(found.batches) == 101  # 50 per batch
+    assert ReminderDelivery.query.count() == 5002
+    again = sweep.find_and_claim(local(2026, 11, 20, 9, 15))
+    assert again.claimed == 0

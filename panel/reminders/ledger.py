@@ -36,10 +36,12 @@ def claim(dues: Iterable[Due], now: datetime) -> list[int]:
               for d in dues]
     if not values:
         return []
-    stmt = (_insert().values(values)
+    # Rows go as parameters (executemany), not as one giant VALUES list: the statement compiles once and the
+    # driver splits the rows under SQLite's and PostgreSQL's parameter limits, however many recipients a page has.
+    stmt = (_insert()
             .on_conflict_do_nothing(index_elements=["company_id", "user_id", "generation", "local_date"])
             .returning(R.id))
-    ids = [row[0] for row in db.session.execute(stmt)]
+    ids = list(db.session.scalars(stmt, values))
     db.session.commit()
     return ids
 

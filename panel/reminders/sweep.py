@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from ..extensions import db
 from ..models import Company, SageToken, User
@@ -25,15 +25,20 @@ class SweepResult:
     recovered: int = 0
 
 
-def _open_windows(now: datetime, after_id: int):
-    """Companies with a current token whose reminder window has opened (or which have expired), by id."""
+def _open_windows(now: datetime, after: tuple | None):
+    """Companies whose reminder window has opened (or which have expired), paged by (remind_from, company_id).
+
+    Keyset paging on the (remind_from, company_id) index reads only open windows, never the companies not due.
+    """
+    query = (select(SageToken.remind_from, SageToken.company_id, SageToken.generation, SageToken.expires_at,
+                    Company.timezone, Company.reminder_hour, Company.reminder_days)
+             .join(Company, Company.id == SageToken.company_id)
+             .where(SageToken.remind_from <= now))
+    if after is not None:
+        query = query.where(or_(SageToken.remind_from > after[0],
+                                and_(SageToken.remind_from == after[0], SageToken.company_id > after[1])))
     return db.session.execute(
-        select(SageToken.company_id, SageToken.generation, SageToken.expires_at,
-               Company.timezone, Company.reminder_hour, Company.reminder_days)
-        .join(Company, Company.id == SageToken.company_id)
-        .where(SageToken.remind_from <= now, SageToken.company_id > after_id)
-        .order_by(SageToken.company_id).limit(COMPANY_BATCH)
-    ).all()
+        query.order_by(SageToken.remind_from, SageToken.company_id).limit(COMPANY_BATCH)).all()
 
 
 def _recipients(company_ids: list[int]) -> dict[int, list[int]]:
@@ -51,12 +56,12 @@ def find_and_claim(now: datetime) -> SweepResult:
     """Claim every due reminder (bounded batches of companies); returns the claimed ids in mail batches."""
     result = SweepResult()
     claimed: list[int] = []
-    after = 0
+    after = None
     while True:
         rows = _open_windows(now, after)
         if not rows:
             break
-        after = rows[-1].company_id
+        after = (rows[-1].remind_from, rows[-1].company_id)
         plans = [CompanyPlan(r.company_id, r.timezone, r.reminder_hour, r.reminder_days, r.generation, r.expires_at)
                  for r in rows]
         plans = [p for p in plans if company_is_due(now, p)]
@@ -68,7 +73,8 @@ def find_and_claim(now: datetime) -> SweepResult:
         dues = due_reminders(now, plans, _recipients(ids), ledger.sent_keys(ids, dates))
         claimed.extend(ledger.claim(dues, now))
     result.claimed = len(claimed)
-    orphaned = [i for i in ledger.orphans(now) if i not in set(claimed)]
+    fresh = set(claimed)
+    orphaned = [i for i in ledger.orphans(now) if i not in fresh]
     result.recovered = len(orphaned)
     todo = claimed + orphaned
     result.batches = [todo[i:i + MAIL_BATCH] for i in range(0, len(todo), MAIL_BATCH)]
