@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Flask, current_app, flash, request, session
-from flask_login import current_user, logout_user
+from flask_login import logout_user
 
 from . import clock
 
@@ -29,7 +29,8 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _enforce_timeouts():
-        if request.endpoint == "static" or not current_user.is_authenticated:
+        # Read the session, not current_user: loading the user costs a query, and polls must stay cheap.
+        if request.endpoint == "static" or session.get("_user_id") is None:
             return None
         now = clock.now().timestamp()
         idle = app.config["PANEL_IDLE_TIMEOUT_MINUTES"] * 60

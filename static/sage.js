@@ -53,6 +53,13 @@
     }, true);
   }
 
+  // Timed polls (no triggering event) say so: the server may answer them from a short cache.
+  document.addEventListener("htmx:configRequest", function (evt) {
+    if (evt.detail.elt && evt.detail.elt.id === "token-widget" && !evt.detail.triggeringEvent) {
+      evt.detail.headers["X-Panel-Poll"] = "1";
+    }
+  });
+
   // --- Polling: skip polls while the tab is hidden, refresh as soon as it is visible again. ---
   document.addEventListener("htmx:beforeRequest", function (evt) {
     var el = evt.detail.elt;

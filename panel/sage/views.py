@@ -13,7 +13,7 @@ from ..extensions import htmx
 from ..reminders import views as reminder_views
 from ..security import no_referrer
 from ..sessions import poll_endpoint
-from . import api, client, store
+from . import api, client, store, widget_cache
 from .presenter import widget_context
 
 bp = Blueprint("sage", __name__)
@@ -44,11 +44,20 @@ def settings():
 
 
 @bp.route("/settings/sage/widget")
-@login_required
 @poll_endpoint
 def widget():
-    """The token widget partial, polled every 60 s and refreshed on change events."""
-    return _fragment("settings/_token_widget.html", **widget_context(current_user.company))
+    """The token widget partial, polled every 60 s (answered from a short cache) and refreshed on change events."""
+    if request.headers.get("X-Panel-Poll") == "1":
+        cached = widget_cache.lookup(current_app, session.get("_user_id"))
+        if cached is not None:
+            resp = current_app.response_class(cached, mimetype="text/html")
+            resp.headers["Vary"] = "HX-Request"
+            return resp
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()
+    resp = _fragment("settings/_token_widget.html", **widget_context(current_user.company))
+    widget_cache.store(current_app, current_user, resp.get_data())
+    return resp
 
 
 @bp.route("/settings/sage/audit")
