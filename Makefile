@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 FLASK  := $(BIN)/flask --app wsgi
 PYTEST_ARGS ?=
 
-.PHONY: run test test-all install install-dev migrate seed serve bench clean
+.PHONY: run test test-all test-postgres install install-dev migrate seed serve bench clean
 
 run: $(VENV)/.installed
 	$(FLASK) db upgrade
@@ -18,6 +18,18 @@ test: $(VENV)/.installed-dev
 # Everything, including the slow reliability tests (what .ci/run runs).
 test-all: $(VENV)/.installed-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The integration tests again on PostgreSQL, the production database (.ci/run runs this too). Uses the server in
+# PANEL_TEST_DATABASE_URL (postgresql://user@host:port/postgres, a user that may create databases) when set,
+# otherwise a private throw-away cluster started by .ci/with-postgres (needs Debian's postgresql package).
+PG_TESTS := tests/test_reminder_sweep.py tests/test_reminder_worker.py tests/test_sage_store.py \
+            tests/test_sage_flow.py tests/test_reminder_settings.py tests/test_recipients.py tests/reliability
+test-postgres: $(VENV)/.installed-dev
+ifeq ($(strip $(PANEL_TEST_DATABASE_URL)),)
+	.ci/with-postgres $(BIN)/pytest $(PG_TESTS) $(PYTEST_ARGS)
+else
+	$(BIN)/pytest $(PG_TESTS) $(PYTEST_ARGS)
+endif
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"' \
@@ -41,3 +53,10 @@ migrate: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Benchmarks 1, 2 and 4 (bench/README.md): by hand, never in `make test`; loopback only, about 7 minutes.
+# Needs wrk (apt-get install -y wrk); the widget profile uses pyinstrument when installed.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.widget_poll
+	$(BIN)/python -m bench.page_weight
+	$(BIN)/python -m bench.email_throughput

@@ -36,8 +36,10 @@ def create_app(config: dict | None = None) -> Flask:
         n = app.config["PANEL_TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
+    from . import busy
     from .extensions import csrf, db, htmx, mail, migrate
 
+    busy.configure_engine(app.config)  # bounded lock waits, for the final database URI
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)

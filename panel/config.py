@@ -93,6 +93,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": production,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # How long a request waits (and retries) for a database lock before answering "busy, nothing saved".
+        "PANEL_DB_BUSY_SECONDS": _int(env, "PANEL_DB_BUSY_SECONDS", 5),
         # Mail
         "MAIL_SERVER": env.get("MAIL_SERVER", "").strip(),
         "MAIL_PORT": _int(env, "MAIL_PORT", 587),

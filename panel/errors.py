@@ -1,12 +1,14 @@
 """Error pages (full page, or a fragment for htmx) and the CSRF failure answer."""
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, g, render_template, request
 from flask_htmx import make_response as htmx_response
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from .extensions import db, htmx
+from .busy import DatabaseBusy, is_busy
+from .extensions import db, htmx, login_manager
 
 MESSAGES = {
     400: ("Bad request", "The request could not be understood."),
@@ -27,6 +29,13 @@ def render_error(code: int, message: str | None = None):
     resp = htmx_response(render_template(template, code=code, title=title, message=message or default), code)
     resp.headers["Vary"] = "HX-Request"
     return resp
+
+
+def busy_message() -> str:
+    """What to say when the database stayed locked: a write was rolled back, a read just failed."""
+    if request.method in ("GET", "HEAD"):
+        return "The database is busy right now. Please try again in a moment."
+    return "The database is busy right now, so nothing was saved. Please try again in a moment."
 
 
 def init_app(app: Flask) -> None:
@@ -50,3 +59,16 @@ def init_app(app: Flask) -> None:
         app.logger.exception("unhandled error")
         db.session.rollback()
         return render_error(500)
+
+    @app.errorhandler(DatabaseBusy)
+    @app.errorhandler(OperationalError)
+    def _database(err: Exception):
+        if not isinstance(err, DatabaseBusy) and not is_busy(err):
+            return _unexpected(err)
+        app.logger.warning("database busy: %s %s: %s", request.method, request.path, getattr(err, "orig", err))
+        db.session.rollback()
+        if "_login_user" not in g:
+            # Loading the signed-in user was what failed: render the answer without waiting on the lock again
+            # (flask-login's template context would retry the load; it keeps the user in g._login_user).
+            g._login_user = login_manager.anonymous_user()
+        return render_error(503, busy_message())

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real embedded Redis, a migrated SQLite template database, app/client/runner."""
+"""Shared fixtures: a real embedded Redis, a migrated template database (SQLite, or PostgreSQL when
+PANEL_TEST_DATABASE_URL is set), app/client/runner."""
 from __future__ import annotations
 
 import os
@@ -8,8 +9,8 @@ import tempfile
 import pytest
 
 from panel import create_app
-from support import PASSWORD, SEED, Session, base_env, make_app, start_live  # noqa: F401
-
+from support import (PASSWORD, SEED, PostgresTemplate, Session, base_env, make_app, postgres_url,  # noqa: F401
+                     start_live)
 
 
 @pytest.fixture(scope="session")
@@ -24,18 +25,15 @@ def redis_server():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def template_db(tmp_path_factory, redis_server):
-    """Run the real migrations once and seed two companies; each test gets a copy."""
+def _migrate_and_seed(inst, uri: str, redis_server: str) -> None:
     from flask_migrate import upgrade
 
     from panel.cli import create_company, create_user
+    from panel.extensions import db
     from panel.models import Role
 
-    inst = tmp_path_factory.mktemp("template")
-    path = inst / "template.sqlite3"
     app = create_app({"INSTANCE_PATH": str(inst), "ENV_VARS": base_env(),
-                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "REDIS_URL": redis_server})
+                      "SQLALCHEMY_DATABASE_URI": uri, "REDIS_URL": redis_server})
     with app.app_context():
         upgrade()
 
@@ -43,7 +41,36 @@ def template_db(tmp_path_factory, redis_server):
             company = create_company(company_name)
             for name, email, role, notify in people:
                 create_user(company, email, name, PASSWORD, Role(role), notify)
-    return path
+        db.session.remove()
+        db.engine.dispose()  # a PostgreSQL template can only be cloned with no one connected to it
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory, redis_server):
+    """Run the real migrations once and seed two companies; each test gets a copy.
+
+    SQLite: the path of the template file. PostgreSQL (PANEL_TEST_DATABASE_URL): a PostgresTemplate whose
+    clone() gives each app a fresh database.
+    """
+    inst = tmp_path_factory.mktemp("template")
+    server = postgres_url()
+    if not server:
+        path = inst / "template.sqlite3"
+        _migrate_and_seed(inst, f"sqlite:///{path}", redis_server)
+        yield path
+        return
+    template = PostgresTemplate(server)
+    _migrate_and_seed(inst, template.create_empty(), redis_server)
+    yield template
+    template.drop()
+
+
+@pytest.fixture(autouse=True)
+def _drop_postgres_clones():
+    """PostgreSQL only: drop the databases a test cloned once it (and its apps) are done."""
+    yield
+    if PostgresTemplate.current is not None:
+        PostgresTemplate.current.drop_clones()
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 """Helpers shared by the tests: environment, app factory on a seeded copy, signed-in sessions."""
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import shutil
 import socket
@@ -38,14 +40,83 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_app(tmp_path, template_db, redis_server, **config):
-    """A fresh app on its own copy of the seeded database."""
-    inst = tmp_path / "instance"
-    inst.mkdir(exist_ok=True)
+# PostgreSQL instead of SQLite: a server URL whose user may create databases, e.g.
+# postgresql://postgres@127.0.0.1:5432/postgres (.ci/run starts a private cluster and sets it).
+PG_ENV = "PANEL_TEST_DATABASE_URL"
+
+
+def postgres_url() -> str:
+    """The PostgreSQL server the tests should use, or "" for SQLite."""
+    return os.environ.get(PG_ENV, "").strip()
+
+
+class PostgresTemplate:
+    """A migrated, seeded PostgreSQL database that each test clones (CREATE DATABASE … TEMPLATE …)."""
+
+    _numbers = itertools.count(1)
+    current: "PostgresTemplate | None" = None  # the session's template (conftest drops its clones after each test)
+
+    def __init__(self, server_url: str):
+        from sqlalchemy.engine import make_url
+
+        self.server = make_url(server_url).set(drivername="postgresql")
+        self.name = f"panel_template_{os.getpid()}"
+        self.created: list[str] = []  # databases cloned since the last drop_clones()
+        self._conn = None  # one autocommit connection to the server's maintenance database
+        PostgresTemplate.current = self
+
+    def url(self, database: str) -> str:
+        """SQLAlchemy URL of ``database`` on the test server (psycopg 3 driver)."""
+        return self.server.set(drivername="postgresql+psycopg", database=database).render_as_string(False)
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.server.render_as_string(False), autocommit=True)
+        self._conn.execute(sql)
+
+    def create_empty(self) -> str:
+        """(Re)create the template database, empty; returns its URL."""
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        self._admin(f'CREATE DATABASE "{self.name}"')
+        return self.url(self.name)
+
+    def clone(self) -> str:
+        """A fresh copy of the template for one app; returns its URL."""
+        name = f"panel_test_{os.getpid()}_{next(self._numbers)}"
+        self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.name}" STRATEGY FILE_COPY')
+        self.created.append(name)
+        return self.url(name)
+
+    def drop_clones(self) -> None:
+        """Drop the copies made so far (their apps' pooled connections are closed by FORCE)."""
+        while self.created:
+            self._admin(f'DROP DATABASE IF EXISTS "{self.created.pop()}" WITH (FORCE)')
+
+    def drop(self) -> None:
+        """Drop the clones and the template itself."""
+        self.drop_clones()
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        self._conn.close()
+        PostgresTemplate.current = None
+
+
+def database_uri(inst, template_db) -> str:
+    """A fresh database for one app: a copy of the SQLite template file, or a clone of the PostgreSQL template."""
+    if isinstance(template_db, PostgresTemplate):
+        return template_db.clone()
     db_path = inst / "panel.sqlite3"
     shutil.copy(template_db, db_path)
+    return f"sqlite:///{db_path}"
+
+
+def make_app(tmp_path, template_db, redis_server, **config):
+    """A fresh app on its own copy of the seeded database (SQLite file, or PostgreSQL clone)."""
+    inst = tmp_path / "instance"
+    inst.mkdir(exist_ok=True)
     cfg = {"INSTANCE_PATH": str(inst), "ENV_VARS": base_env(), "TESTING": True,
-           "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}", "REDIS_URL": redis_server}
+           "SQLALCHEMY_DATABASE_URI": database_uri(inst, template_db), "REDIS_URL": redis_server}
     cfg.update(config)
     return create_app(cfg)
 

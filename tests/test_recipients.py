@@ -171,7 +171,7 @@ def test_pages_of_25_with_limit_and_offset(crowd, admin):
     assert first.status_code == 200 and "HX-Request" in first.headers["Vary"]
     assert len(rows(first.text)) == 25
     assert "63 people · page 1 of 3" in first.text
-    assert any("LIMIT" in s and "OFFSET" in s and "FROM user" in s for s in statements), statements
+    assert any("LIMIT" in s and "OFFSET" in s and re.search(r"FROM \"?user\"? ", s) for s in statements), statements
     third = admin.get(f"{LIST}?page=3", htmx=True).text
     assert len(rows(third)) == 13 and "page 3 of 3" in third
     assert not set(rows(first.text)) & set(rows(third))

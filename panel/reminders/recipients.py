@@ -7,6 +7,7 @@ from sqlalchemy import func, or_, select, update
 
 from .. import audit
 from ..audit import Action
+from ..busy import retrying
 from ..extensions import db
 from ..models import User
 
@@ -77,6 +78,7 @@ def count(company_id: int) -> int:
     ).scalar_one()
 
 
+@retrying
 def switch(person: User, on: bool, actor, *, action: Action = Action.RECIPIENT_CHANGED, how: str = "") -> bool:
     """Set ``person``'s reminder switch atomically; audits and returns True only when it changed."""
     result = db.session.execute(

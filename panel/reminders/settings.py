@@ -7,6 +7,7 @@ from sqlalchemy import select, update
 
 from .. import audit
 from ..audit import Action
+from ..busy import retrying
 from ..extensions import db
 from ..models import Company
 
@@ -36,8 +37,13 @@ class SettingConflict(RuntimeError):
     """The field kept changing under us; nothing was saved."""
 
 
+@retrying
 def save(company_id: int, setting: Setting, new, actor) -> tuple[object, bool]:
-    """Set ``setting`` to ``new``; returns (old value, changed). Last write wins; every change is audited."""
+    """Set ``setting`` to ``new``; returns (old value, changed). Last write wins; every change is audited.
+
+    One transaction: the value, its audit event and the token's reminder window are saved together or not at all
+    (a busy database is retried, then raises DatabaseBusy).
+    """
     column = getattr(Company, setting.column)
     for _ in range(ATTEMPTS):
         old = db.session.execute(select(column).where(Company.id == company_id)).scalar_one()
@@ -52,11 +58,11 @@ def save(company_id: int, setting: Setting, new, actor) -> tuple[object, bool]:
         if result.rowcount == 1:
             audit.record(company_id, Action.SETTING_CHANGED,
                          f"{setting.label}: {setting.show(old)} → {setting.show(new)}", actor=actor)
-            db.session.commit()
             if setting.column in ("reminder_days", "timezone"):
                 from ..sage.store import sync_remind_from
 
-                sync_remind_from(company_id)  # the sweep finds due companies by when their window opens
+                sync_remind_from(company_id, commit=False)  # the sweep finds due companies by their window start
+            db.session.commit()
             company = db.session.get(Company, company_id)
             if company is not None:
                 db.session.refresh(company)

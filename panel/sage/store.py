@@ -125,8 +125,11 @@ def disconnect(company: Company, user: User) -> bool:
     return bool(deleted)
 
 
-def sync_remind_from(company_id: int) -> None:
-    """Recompute when the reminder window opens, after the company's reminder days or timezone changed."""
+def sync_remind_from(company_id: int, commit: bool = True) -> None:
+    """Recompute when the reminder window opens, after the company's reminder days or timezone changed.
+
+    ``commit=False`` leaves it in the caller's transaction, so the setting and the window are saved together.
+    """
     company = db.session.get(Company, company_id, populate_existing=True)
     token = current(company_id)
     if company is None or token is None:
@@ -134,4 +137,5 @@ def sync_remind_from(company_id: int) -> None:
     opens = window_start(token.expires_at, company.reminder_days, company.timezone)
     db.session.execute(update(SageToken).where(SageToken.id == token.id, SageToken.expires_at == token.expires_at)
                        .values(remind_from=opens))
-    db.session.commit()
+    if commit:
+        db.session.commit()
