@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import tempfile
 from pathlib import Path
 

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from panel import clock
 from panel.crypto import DecryptionError, decrypt
 from panel.extensions import db
 from panel.models import AuditEvent, Company, SageToken, User

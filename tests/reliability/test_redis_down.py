@@ -8,7 +8,6 @@ import shutil
 import tempfile
 import time
 from datetime import timedelta
-from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
@@ -17,7 +16,8 @@ from panel import clock
 from panel.extensions import db
 from panel.models import AuditEvent, Company, SageToken, User
 from panel.sage import store
-from support import PASSWORD, PostgresTemplate, Session, forms_of, make_app, start_live
+from oauth_flow import grant_redirect, panel_sign_in
+from support import PostgresTemplate, Session, make_app, start_live
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused at once
 DAYS = "/settings/sage/reminders/days"
@@ -127,34 +127,9 @@ def test_check_connection_that_needs_a_refresh_says_redis_is_needed(down):
 
 # --- Redis stops in the middle of a session, then comes back -----------------------------------------------------
 
-def _sign_in(base: str, email: str = "admin@example.com") -> requests.Session:
-    http = requests.Session()
-    form = forms_of(http.get(f"{base}/login").text)[0]
-    resp = http.post(f"{base}/login", data={**form["fields"], "email": email, "password": PASSWORD})
-    assert resp.url == f"{base}/settings/sage", resp.text
-    return http
-
-
-def _submit(http, page, button=None, **fields):
-    for form in forms_of(page.text):
-        values = dict(form["fields"], **fields)
-        names = {value: name for name, value in form["buttons"] if name}
-        if button is None or button in names:
-            if button:
-                values[names[button]] = button
-            return http.post(urljoin(page.url, form["action"]), data=values, allow_redirects=False)
-    raise AssertionError(f"no form with {button!r} on {page.url}")
-
-
 def _login_now(http, base: str) -> requests.Response:
     """Login Now → demo Sage ID sign-in → Grant → callback."""
-    page = http.get(f"{base}/settings/sage/connect")
-    assert urlsplit(page.url).path == "/demo-sageid/authorize", page.url
-    if "Grant" not in page.text:
-        resp = _submit(http, page, email="sage.demo@example.com", password="demo-sage-200")
-        page = http.get(urljoin(page.url, resp.headers["Location"])) if resp.is_redirect else resp
-    resp = _submit(http, page, "grant")
-    return http.get(resp.headers["Location"])
+    return http.get(grant_redirect(http, base))
 
 
 def _csrf(page: str) -> str:
@@ -211,7 +186,7 @@ def own_redis():
 def test_redis_stops_mid_session_and_comes_back(tmp_path, template_db, own_redis):
     with start_live(tmp_path, template_db, own_redis.url) as live:
         base = live.url
-        http = _sign_in(base)
+        http = panel_sign_in(base)
         landed = _login_now(http, base)  # needs Redis (OAuth state): done while it runs
         assert "Connected to Sage" in landed.text
         csrf = _csrf(landed.text)
