@@ -102,3 +102,27 @@ def test_hidden_tab_skips_polls(page, live_server):
                   "document.dispatchEvent(new Event('visibilitychange'))")
     page.wait_for_timeout(500)
     assert len(polls) == 1
+
+
+def test_saving_reminder_days_recolours_the_widget_at_once(page, live_server):
+    from datetime import timedelta
+
+    from panel import clock
+    from panel.models import Company, User
+    from panel.sage import store
+
+    with live_server.app.app_context():
+        company = Company.query.filter_by(name="Demo Ltd").one()
+        admin = User.query.filter_by(email="admin@example.com").one()
+        store.save_new(company, admin, {"access_token": "a", "refresh_token": "r", "expires_in": 480,
+                                        "refresh_token_expires_in": 20 * 86400}, clock.now())
+    sign_in(page, live_server.url)
+    widget = page.locator("#token-widget")
+    expect(widget.get_by_test_id("token-state")).to_have_text("Renew soon")  # 20 days left, 28-day window
+    page.evaluate("window.__noReload = 1")
+    days = page.get_by_label("Reminder days")
+    days.fill("7")
+    days.press("Enter")
+    expect(widget.get_by_test_id("token-state")).to_have_text("Connected")
+    expect(widget).to_have_class("card widget widget-green")
+    assert page.evaluate("window.__noReload") == 1
