@@ -228,3 +228,27 @@ def forms_of(html: str) -> list[dict]:
     fp = _FormParser()
     fp.parser.feed(html)
     return fp.forms
+
+
+def run_together(app, n: int, call) -> tuple[list, list[str]]:
+    """Run ``call()`` in ``n`` threads released at once, each in its own app context; returns (results, errors)."""
+    barrier, results, errors = threading.Barrier(n), [], []
+
+    def one():
+        from panel.extensions import db
+
+        with app.app_context():
+            barrier.wait()
+            try:
+                results.append(call())
+            except Exception as exc:  # noqa: BLE001 - returned to the test, which asserts on it
+                errors.append(f"{exc!r} caused by {exc.__cause__!r}")
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results, errors

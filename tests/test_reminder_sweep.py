@@ -1,7 +1,6 @@
 """The daily reminder sweep against a real SMTP server (aiosmtpd): at most once a day, never missed."""
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -14,7 +13,7 @@ from panel.models import Company, DeliveryStatus, ReminderDelivery, User
 from panel.reminders import sweep
 from panel.sage import store
 from smtp_server import SMTPServer
-from support import make_app
+from support import make_app, run_together
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -122,23 +121,7 @@ def test_two_sweeps_at_once_send_each_reminder_once(mail_app, smtp):
     app = mail_app
     at = local(2026, 11, 20, 9, 0)
     clock.freeze(at)
-    barrier, results, errors = threading.Barrier(4), [], []
-
-    def run():
-        with app.app_context():
-            barrier.wait()
-            try:
-                results.append(sweep.run(at, inline=True))
-            except Exception as exc:  # noqa: BLE001 - asserted below
-                errors.append(repr(exc))
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(60)
+    results, errors = run_together(app, 4, lambda: sweep.run(at, inline=True))
     assert not errors, errors
     assert sorted(smtp.handler.to()) == ["admin@example.com", "chloe@example.com"]
     assert sum(r["sent"] for r in results) == 2

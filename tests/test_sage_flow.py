@@ -17,6 +17,7 @@ from panel.models import AuditEvent, Company, SageToken
 from panel.redis_conn import get_redis
 from panel.sage import api, store
 from oauth_flow import grant_redirect, panel_sign_in
+from support import run_together
 
 def follow(http, url: str) -> requests.Response:
     return http.get(url)
@@ -178,24 +179,7 @@ def test_twenty_concurrent_refreshes_make_one_token_request(live_server):
     _expire_access_token(app)
     before = token_requests(app)
     company_id = token_of(app).company_id
-    results, errors = [], []
-    barrier = threading.Barrier(20)
-
-    def worker():
-        with app.app_context():
-            barrier.wait()
-            try:
-                results.append(api.access_token(company_id))
-            except Exception as exc:  # noqa: BLE001 - collected and asserted below
-                errors.append(f"{exc!r} caused by {exc.__cause__!r}")
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=worker) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results, errors = run_together(app, 20, lambda: api.access_token(company_id))
     assert not errors, errors
     assert token_requests(app) - before == 1
     assert len(results) == 20 and len(set(results)) == 1

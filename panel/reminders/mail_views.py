@@ -9,7 +9,8 @@ from ..extensions import htmx
 from ..sessions import poll_endpoint
 from . import outbox, testmail
 from .delivery import uses_outbox
-from .views import bp, fragment
+from ..partials import fragment
+from .views import bp
 
 
 @bp.route("/settings/notifications/test-email", methods=["POST"])

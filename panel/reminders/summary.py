@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Company, DeliveryStatus as S, ReminderDelivery as R, SageToken, User
+from ..models import Company, DeliveryStatus as S, ReminderDelivery as R, SageToken
+from . import recipients
 from .plan import CompanyPlan, local_date, next_reminder_at
 
 
@@ -42,12 +43,6 @@ def last_reminder(company_id: int) -> LastReminder | None:
                         failed=len(failures), why=failures[0] if failures else None)
 
 
-def recipient_count(company_id: int) -> int:
-    """Active users with the Sage token switch on."""
-    return db.session.execute(select(func.count(User.id)).where(
-        User.company_id == company_id, User.active.is_(True), User.notify_sage_token.is_(True))).scalar_one()
-
-
 def next_reminder(company: Company, token: SageToken | None, now: datetime) -> NextReminder | None:
     """When the next reminder will go (None when Sage is not connected)."""
     if token is None:
@@ -57,4 +52,4 @@ def next_reminder(company: Company, token: SageToken | None, now: datetime) -> N
     today = local_date(now, company.timezone)
     sent_today = db.session.execute(select(func.count(R.id)).where(
         R.company_id == company.id, R.generation == token.generation, R.local_date == today)).scalar_one() > 0
-    return NextReminder(next_reminder_at(now, plan, sent_today), recipient_count(company.id))
+    return NextReminder(next_reminder_at(now, plan, sent_today), recipients.count(company.id))

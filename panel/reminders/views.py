@@ -4,17 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_htmx import make_response as htmx_response
 from flask_login import current_user, login_required
 
 from ..auth import admin_required, company_scoped
 from ..extensions import htmx
+from ..partials import CHANGED, fragment
 from ..models import Company, User
 from . import forms, recipients, settings
 from .delivery import uses_outbox
 
 bp = Blueprint("reminders", __name__)
-CHANGED = "sage-token-changed"  # the token widget and the audit list refresh on it
 RECIPIENTS_CHANGED = "recipients-changed, " + CHANGED  # the count line refreshes too
 PARSERS = {"days": (forms.reminder_days, "reminder_days"), "hour": (forms.reminder_hour, "reminder_hour"),
            "timezone": (forms.timezone, "timezone")}
@@ -28,13 +27,6 @@ class Field:
     text: str
     error: str | None = None
     saved: bool = False
-
-
-def fragment(template: str, status: int = 200, trigger: str | None = None, **ctx):
-    """Render a partial as an htmx response that caches apart from the full page."""
-    resp = htmx_response(render_template(template, **ctx), status, trigger=trigger)
-    resp.headers["Vary"] = "HX-Request"
-    return resp
 
 
 def _fields(company: Company) -> dict[str, Field]:

@@ -1,6 +1,7 @@
 """Every call to the Sage API goes through here: it refreshes the access token single-flight across processes."""
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import redis
@@ -61,10 +62,9 @@ def access_token(company_id: int) -> str:
             return decrypt(token.access_token_enc)
         return _refresh(token)
     finally:
-        try:
+        # An expired or lost lock is fine to ignore: the compare-and-swap save still protects the token.
+        with contextlib.suppress(redis.RedisError):
             lock.release()
-        except redis.RedisError:
-            pass  # expired lock: the compare-and-swap save still protects the token
 
 
 def _release_connection() -> None:

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import redis
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
-from flask_htmx import make_response as htmx_response
 from flask_login import current_user, login_required
 
 from .. import audit, clock
 from ..audit import Action
 from ..auth import admin_required
 from ..extensions import htmx
+from ..partials import CHANGED, fragment
 from ..reminders import views as reminder_views
 from ..security import no_referrer
 from ..sessions import poll_endpoint
@@ -17,13 +17,6 @@ from . import api, client, store, widget_cache
 from .presenter import widget_context
 
 bp = Blueprint("sage", __name__)
-CHANGED = "sage-token-changed"  # HX-Trigger event: the widget and audit list refresh at once
-
-
-def _fragment(template: str, trigger: str | None = None, **ctx):
-    resp = htmx_response(render_template(template, **ctx), 200, trigger=trigger)
-    resp.headers["Vary"] = "HX-Request"
-    return resp
 
 
 @bp.route("/")
@@ -55,7 +48,7 @@ def widget():
             return resp
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()
-    resp = _fragment("settings/_token_widget.html", **widget_context(current_user.company))
+    resp = fragment("settings/_token_widget.html", **widget_context(current_user.company))
     widget_cache.store(current_app, current_user, resp.get_data())
     return resp
 
@@ -65,7 +58,7 @@ def widget():
 @poll_endpoint
 def audit_list():
     """The latest 20 audit events."""
-    return _fragment("settings/_audit.html", events=audit.latest(current_user.company_id))
+    return fragment("settings/_audit.html", events=audit.latest(current_user.company_id))
 
 
 @bp.route("/settings/sage/connect")
@@ -126,7 +119,7 @@ def check():
     if not htmx:
         flash(error or f"Connection OK: {len(sites)} site(s).", "error" if error else "success")
         return redirect(url_for("sage.settings"))
-    return _fragment("settings/_connection.html", trigger=CHANGED, sites=sites, check_error=error,
+    return fragment("settings/_connection.html", trigger=CHANGED, sites=sites, check_error=error,
                      checked_at=clock.now(), company=company)
 
 
@@ -138,4 +131,4 @@ def disconnect():
     if not htmx:
         flash("Sage was disconnected." if removed else "Sage was not connected.", "info")
         return redirect(url_for("sage.settings"))
-    return _fragment("settings/_token_widget.html", trigger=CHANGED, **widget_context(current_user.company))
+    return fragment("settings/_token_widget.html", trigger=CHANGED, **widget_context(current_user.company))
