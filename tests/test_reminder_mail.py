@@ -4,6 +4,7 @@ from __future__ import annotations
 import email
 import html
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -429,6 +430,29 @@ def test_test_email_with_redis_down_says_so(app, admin):
     assert resp.status_code == 200
     assert "Background jobs are unavailable right now, so the test email could not be queued" in resp.text
     assert "hx-trigger" not in resp.text
+
+
+def test_a_second_test_email_within_a_minute_is_refused_with_the_wait(app, admin, user):
+    from panel.redis_conn import get_redis
+
+    first = admin.post("/settings/notifications/test-email")
+    assert "Sending a test email to admin@example.com" in first.text
+    again = html.unescape(admin.post("/settings/notifications/test-email").text)
+    assert "A test email was sent to admin@example.com moments ago. You can send another in" in again
+    assert re.search(r"another in (60|59) seconds\.", again) and "hx-trigger" not in again
+    assert get_redis(app).llen("rq:queue:panel") == 1  # the second click queued nothing
+    # The wait is per person: somebody else can still send theirs.
+    assert "Sending a test email to ben@example.com" in user.post("/settings/notifications/test-email").text
+    assert get_redis(app).llen("rq:queue:panel") == 2
+    # Once the minute is over, the button works again.
+    get_redis(app).delete(f"panel:test-email:cooldown:{admin_id(app)}")
+    assert "Sending a test email" in admin.post("/settings/notifications/test-email").text
+    assert get_redis(app).llen("rq:queue:panel") == 3
+
+
+def admin_id(app) -> int:
+    with app.app_context():
+        return User.query.filter_by(email="admin@example.com").one().id
 
 
 def test_test_email_needs_csrf(app, admin):

@@ -1,6 +1,7 @@
 """The "Send test email" button: queue the job, then read back how it went (for the polling fragment)."""
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,6 +18,7 @@ JOB = "panel.reminders.jobs.send_test_email"
 JOB_ID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")  # RQ: uuid4
 GIVE_UP = timedelta(seconds=90)  # stop polling after this long without a final answer
 UNAVAILABLE = "Background jobs are unavailable right now, so the test email could not be queued. Please try again shortly."
+COOLDOWN_SECONDS = 60  # one test email per person per minute: a double click or a stuck key can't flood an inbox
 
 
 @dataclass(frozen=True)
@@ -29,11 +31,26 @@ class TestEmail:
     message: str = ""
 
 
+def _cooldown_key(user) -> str:
+    return f"panel:test-email:cooldown:{user.id}"
+
+
 def start(user) -> TestEmail:
-    """Queue a test email to ``user``; a clear message instead when Redis is down."""
+    """Queue a test email to ``user``; a clear message instead when Redis is down or one went out under a minute ago."""
+    key = _cooldown_key(user)
+    try:
+        connection = get_redis()
+        if not connection.set(key, "1", nx=True, ex=COOLDOWN_SECONDS):
+            wait = max(int(connection.ttl(key)), 1)
+            return TestEmail(ok=None, message=f"A test email was sent to {user.email} moments ago. "
+                                               f"You can send another in {wait} second{'s' if wait != 1 else ''}.")
+    except (redis.RedisError, OSError):
+        return TestEmail(ok=False, message=UNAVAILABLE)
     try:
         job = enqueue(JOB, user.id, job_timeout=120, result_ttl=3600, failure_ttl=3600)
     except QueueUnavailable:
+        with contextlib.suppress(redis.RedisError, OSError):  # nothing was queued: don't make the person wait
+            connection.delete(key)
         return TestEmail(ok=False, message=UNAVAILABLE)
     return TestEmail(job.id, True, None, f"Sending a test email to {user.email}…")
 
