@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psutil
@@ -41,6 +41,12 @@ def worker_env(app, smtp) -> dict:
     return env
 
 
+def midday_zone() -> str:
+    """An IANA zone (Etc/GMT±N) where it is about noon now: the worker runs on the real clock."""
+    offset = 12 - datetime.now(timezone.utc).hour  # hours east of UTC; Etc/ names invert the sign
+    return f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
 def test_sigkill_mid_batch_then_restart_no_duplicate_no_miss(tmp_path, template_db, redis_server, smtp):
     app = make_app(tmp_path, template_db, redis_server, PANEL_BASE_URL="https://crm.example.com",
                    PANEL_REMINDER_LEASE_SECONDS=2, **smtp.config())
@@ -54,6 +60,7 @@ def test_sigkill_mid_batch_then_restart_no_duplicate_no_miss(tmp_path, template_
                                 notify_sage_token=True))
         db.session.commit()
         company.reminder_hour = 0  # due all day, whatever the real clock says
+        company.timezone = midday_zone()  # far from local midnight, so the ledger's local date can't turn mid-test
         db.session.commit()
         admin = User.query.filter_by(email="admin@example.com").one()
         now = clock.now()
