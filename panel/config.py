@@ -29,6 +29,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _readable_file(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not os.path.isfile(raw) or not os.access(raw, os.R_OK):
+        raise ConfigError(f"{name} must be a readable file, got {raw!r}")
+    return raw
+
+
 def _instance_secret(instance: Path, filename: str, make) -> str:
     """Read a development secret from the instance folder, generating it (mode 0600) on first use."""
     path = instance / filename
@@ -104,6 +113,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "MAIL_PASSWORD": env.get("MAIL_PASSWORD", "") or None,
         "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER", "").strip() or "Sage panel <no-reply@example.com>",
         "MAIL_TIMEOUT": _int(env, "MAIL_TIMEOUT", 30),
+        "MAIL_CA_FILE": _readable_file(env, "MAIL_CA_FILE"),
         # Sage ID
         "SAGE_CLIENT_ID": client_id,
         "SAGE_CLIENT_SECRET": env.get("SAGE_CLIENT_SECRET", ""),

@@ -78,6 +78,19 @@ def test_bad_number_in_environment_is_named(tmp_path):
         create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": {"PORT": "eighty"}})
 
 
+def test_mail_ca_file_must_be_a_readable_file(tmp_path):
+    missing = tmp_path / "no-such-ca.pem"
+    with pytest.raises(ConfigError, match="MAIL_CA_FILE must be a readable file, got '.*no-such-ca.pem'"):
+        create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": {"MAIL_CA_FILE": str(missing)}})
+    with pytest.raises(ConfigError, match="MAIL_CA_FILE must be a readable file"):
+        create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": {"MAIL_CA_FILE": str(tmp_path)}})  # a folder
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    app = create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": {"MAIL_CA_FILE": f"  {bundle}  "}})
+    assert app.config["MAIL_CA_FILE"] == str(bundle)
+    assert create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": {}}).config["MAIL_CA_FILE"] is None
+
+
 def test_wsgi_exposes_app(monkeypatch, tmp_path):
     monkeypatch.setenv("PANEL_INSTANCE_PATH", str(tmp_path))
     import importlib
@@ -86,3 +99,16 @@ def test_wsgi_exposes_app(monkeypatch, tmp_path):
 
     importlib.reload(wsgi)
     assert wsgi.app.name == "panel"
+
+
+def test_every_setting_is_documented_in_env_example_and_readme():
+    """A setting read from the environment but missing from .env.example or the README's table is a docs bug."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    names = set(re.findall(r'env(?:\.get\(|, )"([A-Z_]+)"', (root / "panel" / "config.py").read_text()))
+    assert {"SECRET_KEY", "MAIL_CA_FILE", "PANEL_DB_BUSY_SECONDS"} <= names  # the pattern still finds them
+    example, readme = (root / ".env.example").read_text(), (root / "README.md").read_text()
+    assert [n for n in sorted(names) if not re.search(rf"^{n}=", example, re.M)] == []
+    assert [n for n in sorted(names) if f"| `{n}`" not in readme and f"/ `{n}`" not in readme] == []

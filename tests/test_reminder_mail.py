@@ -317,6 +317,29 @@ def test_starttls_verifies_the_certificate(tmp_path, template_db, redis_server):
     assert handler.messages == []  # nothing went over the unverified channel
 
 
+def test_starttls_with_mail_ca_file_trusts_that_ca_and_still_checks_the_host_name(tmp_path, template_db,
+                                                                                  redis_server):
+    handler = Recorder()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=self_signed_context(tmp_path))
+    controller.start()
+    try:
+        trusted = make_app(tmp_path, template_db, redis_server, MAIL_SERVER="127.0.0.1", MAIL_PORT=port,
+                           MAIL_USE_TLS=True, MAIL_TIMEOUT=5, MAIL_CA_FILE=str(tmp_path / "cert.pem"))
+        with trusted.app_context():
+            sent = delivery.send_batch(messages_for(trusted, "ben@example.com"))
+        # The certificate names 127.0.0.1 only: reaching the same server as "localhost" must fail verification.
+        wrong_name = make_app(tmp_path, template_db, redis_server, MAIL_SERVER="localhost", MAIL_PORT=port,
+                              MAIL_USE_TLS=True, MAIL_TIMEOUT=5, MAIL_CA_FILE=str(tmp_path / "cert.pem"))
+        with wrong_name.app_context():
+            refused = delivery.send_batch(messages_for(wrong_name, "ben@example.com"))
+    finally:
+        controller.stop()
+    assert sent[0].outcome is Outcome.SENT, sent[0].reason
+    assert [m[1] for m in handler.messages] == [["ben@example.com"]]
+    assert refused[0].outcome is Outcome.TRANSIENT and "CERTIFICATE_VERIFY_FAILED" in refused[0].reason
+
+
 # ---- demo outbox ----------------------------------------------------------------------------------------------
 
 def test_demo_outbox_writes_eml_files_and_lists_them(app, admin, user, other_admin):

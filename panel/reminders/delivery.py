@@ -42,7 +42,8 @@ class VerifiedConnection(flask_mail.Connection):
     def configure_host(self):
         """Connect, secure and log in; every socket operation is bounded by MAIL_TIMEOUT."""
         m, timeout = self.mail, current_app.config.get("MAIL_TIMEOUT", 30)
-        context = ssl.create_default_context()  # verifies the certificate chain and the host name
+        # Verifies the certificate chain and the host name; MAIL_CA_FILE replaces the system CAs (a private CA).
+        context = ssl.create_default_context(cafile=current_app.config.get("MAIL_CA_FILE"))
         if m.use_ssl:
             host = smtplib.SMTP_SSL(m.server, m.port, timeout=timeout, context=context)
         else:
