@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 
 from panel.extensions import db
 from panel.models import AuditEvent, Company, User
-from panel.reminders import delivery, outbox
+from panel.reminders import delivery, outbox, testmail
 from panel.reminders.delivery import Outcome
 from panel.reminders.mail import UnsafeHeader, compose_reminder, subject_for
 from panel.reminders.unsubscribe import person_for
@@ -301,42 +301,40 @@ def self_signed_context(tmp_path):
     return context
 
 
-def test_starttls_verifies_the_certificate(tmp_path, template_db, redis_server):
+@pytest.fixture
+def tls_smtp(tmp_path):
+    """An aiosmtpd server on 127.0.0.1 offering STARTTLS with the self-signed certificate (tmp_path/cert.pem)."""
     handler = Recorder()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=self_signed_context(tmp_path))
+    handler.port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port,
+                            tls_context=self_signed_context(tmp_path))
     controller.start()
-    try:
-        app = make_app(tmp_path, template_db, redis_server, MAIL_SERVER="127.0.0.1", MAIL_PORT=port,
-                       MAIL_USE_TLS=True, MAIL_TIMEOUT=5)
-        with app.app_context():
-            results = delivery.send_batch(messages_for(app, "ben@example.com"))
-    finally:
-        controller.stop()
+    yield handler
+    controller.stop()
+
+
+def send_over_starttls(tmp_path, template_db, redis_server, port, host="127.0.0.1", **config):
+    """Send one reminder to Ben through ``host:port`` with STARTTLS; the per-recipient results."""
+    app = make_app(tmp_path, template_db, redis_server, MAIL_SERVER=host, MAIL_PORT=port, MAIL_USE_TLS=True,
+                   MAIL_TIMEOUT=5, **config)
+    with app.app_context():
+        return delivery.send_batch(messages_for(app, "ben@example.com"))
+
+
+def test_starttls_verifies_the_certificate(tmp_path, template_db, redis_server, tls_smtp):
+    results = send_over_starttls(tmp_path, template_db, redis_server, tls_smtp.port)
     assert results[0].outcome is Outcome.TRANSIENT and "CERTIFICATE_VERIFY_FAILED" in results[0].reason
-    assert handler.messages == []  # nothing went over the unverified channel
+    assert tls_smtp.messages == []  # nothing went over the unverified channel
 
 
 def test_starttls_with_mail_ca_file_trusts_that_ca_and_still_checks_the_host_name(tmp_path, template_db,
-                                                                                  redis_server):
-    handler = Recorder()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=self_signed_context(tmp_path))
-    controller.start()
-    try:
-        trusted = make_app(tmp_path, template_db, redis_server, MAIL_SERVER="127.0.0.1", MAIL_PORT=port,
-                           MAIL_USE_TLS=True, MAIL_TIMEOUT=5, MAIL_CA_FILE=str(tmp_path / "cert.pem"))
-        with trusted.app_context():
-            sent = delivery.send_batch(messages_for(trusted, "ben@example.com"))
-        # The certificate names 127.0.0.1 only: reaching the same server as "localhost" must fail verification.
-        wrong_name = make_app(tmp_path, template_db, redis_server, MAIL_SERVER="localhost", MAIL_PORT=port,
-                              MAIL_USE_TLS=True, MAIL_TIMEOUT=5, MAIL_CA_FILE=str(tmp_path / "cert.pem"))
-        with wrong_name.app_context():
-            refused = delivery.send_batch(messages_for(wrong_name, "ben@example.com"))
-    finally:
-        controller.stop()
+                                                                                  redis_server, tls_smtp):
+    ca = str(tmp_path / "cert.pem")
+    sent = send_over_starttls(tmp_path, template_db, redis_server, tls_smtp.port, MAIL_CA_FILE=ca)
+    # The certificate names 127.0.0.1 only: reaching the same server as "localhost" must fail verification.
+    refused = send_over_starttls(tmp_path, template_db, redis_server, tls_smtp.port, "localhost", MAIL_CA_FILE=ca)
     assert sent[0].outcome is Outcome.SENT, sent[0].reason
-    assert [m[1] for m in handler.messages] == [["ben@example.com"]]
+    assert [m[1] for m in tls_smtp.messages] == [["ben@example.com"]]
     assert refused[0].outcome is Outcome.TRANSIENT and "CERTIFICATE_VERIFY_FAILED" in refused[0].reason
 
 
@@ -468,7 +466,7 @@ def test_a_second_test_email_within_a_minute_is_refused_with_the_wait(app, admin
     assert "Sending a test email to ben@example.com" in user.post("/settings/notifications/test-email").text
     assert get_redis(app).llen("rq:queue:panel") == 2
     # Once the minute is over, the button works again.
-    get_redis(app).delete(f"panel:test-email:cooldown:{admin_id(app)}")
+    get_redis(app).delete(testmail.cooldown_key(admin_id(app)))
     assert "Sending a test email" in admin.post("/settings/notifications/test-email").text
     assert get_redis(app).llen("rq:queue:panel") == 3
 
@@ -487,8 +485,6 @@ def test_test_email_needs_csrf(app, admin):
 
 
 def test_polling_gives_up_when_no_worker_comes(app, admin, monkeypatch):
-    from panel.reminders import testmail
-
     url = poll_url(admin.post("/settings/notifications/test-email").text)
     assert "every 1s" in admin.get(url, htmx=True).text
     monkeypatch.setattr(testmail, "GIVE_UP", timedelta(0))

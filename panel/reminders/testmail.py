@@ -31,13 +31,14 @@ class TestEmail:
     message: str = ""
 
 
-def _cooldown_key(user) -> str:
-    return f"panel:test-email:cooldown:{user.id}"
+def cooldown_key(user_id: int) -> str:
+    """The Redis key whose TTL is the person's wait before another test email."""
+    return f"panel:test-email:cooldown:{user_id}"
 
 
 def start(user) -> TestEmail:
     """Queue a test email to ``user``; a clear message instead when Redis is down or one went out under a minute ago."""
-    key = _cooldown_key(user)
+    key = cooldown_key(user.id)
     try:
         connection = get_redis()
         if not connection.set(key, "1", nx=True, ex=COOLDOWN_SECONDS):
