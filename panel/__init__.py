@@ -5,8 +5,10 @@ import os
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import ConfigError, load_config, production_problems
+from .extensions import csrf, db, htmx, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,13 +33,23 @@ def create_app(config: dict | None = None) -> Flask:
         raise ConfigError("Refusing to start in production: " + "; ".join(problems) + ".")
 
     if app.config["PANEL_TRUSTED_PROXIES"]:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         n = app.config["PANEL_TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
-    from . import busy
-    from .extensions import csrf, db, htmx, mail, migrate
+    # Imported here, as flaskr does: the parts import their siblings through this package, so the package
+    # imports them only once an app is being built (no import circle through panel/__init__).
+    from . import (
+        auth,
+        busy,
+        cli,
+        demo_sageid,
+        errors,
+        render,
+        security,
+        sessions,
+        settings,
+    )
+    from .reminders import unsubscribe
 
     busy.configure_engine(app.config)  # bounded lock waits, for the final database URI
     db.init_app(app)
@@ -47,16 +59,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("MAIL_SUPPRESS_SEND", False)
     mail.init_app(app)
 
-    from . import auth, cli, demo_sageid, errors, reminders, sage, security, sessions
-
-    security.init_app(app)
-    auth.init_app(app)
-    sessions.init_app(app)
-    errors.init_app(app)
-    demo_sageid.init_app(app)
-    sage.init_app(app)
-    reminders.init_app(app)
-    cli.init_app(app)
+    for part in (security, render, auth, sessions, errors, demo_sageid, settings, unsubscribe, cli):
+        part.init_app(app)
     return app
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import enum
 
+from sqlalchemy import select
+
 from . import clock
 from .extensions import db
 from .models import AuditEvent
@@ -54,8 +56,9 @@ def record(company_id: int, action: Action, detail: str = "", actor=None, actor_
 
 def latest(company_id: int, limit: int = 20) -> list[AuditEvent]:
     """The company's most recent events, newest first."""
-    return (AuditEvent.query.filter_by(company_id=company_id)
-            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit).all())
+    return list(db.session.execute(
+        select(AuditEvent).filter_by(company_id=company_id)
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)).scalars())
 
 
 def label(action: str) -> str:

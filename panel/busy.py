@@ -6,7 +6,10 @@ import sqlite3
 import time
 
 from flask import current_app
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+
+from .extensions import db
 
 # PostgreSQL: lock_not_available (lock_timeout ran out), deadlock_detected, serialization_failure.
 BUSY_SQLSTATES = frozenset({"55P03", "40P01", "40001"})
@@ -37,8 +40,6 @@ def configure_engine(config) -> None:
     if uri.startswith("sqlite"):
         connect_args.setdefault("timeout", seconds)
     elif uri.startswith("postgresql") and "options" not in connect_args:
-        from sqlalchemy.engine import make_url
-
         given = make_url(uri).query.get("options", "")  # keep options from DATABASE_URL (?options=…)
         connect_args["options"] = f"{given} -c lock_timeout={int(seconds * 1000)}".strip()
     options["connect_args"] = connect_args
@@ -55,8 +56,6 @@ def retrying(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from .extensions import db
-
         deadline = time.monotonic() + current_app.config["PANEL_DB_BUSY_SECONDS"]
         pause = 0.05
         while True:

@@ -1,78 +1,30 @@
-"""Flask CLI commands: create-company, create-user, seed-demo, doctor."""
+"""Flask CLI commands: create-company, create-user, seed-demo, doctor, serve, reencrypt-tokens, send-reminders."""
 from __future__ import annotations
 
-import secrets
+import time
 import uuid
-from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
-from flask.cli import with_appcontext
 from flask import Flask, current_app
-from sqlalchemy.exc import IntegrityError
+from flask.cli import with_appcontext
+from sqlalchemy import func, select
 
+from . import accounts, clock
+from .crypto import rotate
 from .extensions import db
-from .models import Company, Role, User
-
-DEMO_COMPANY = "Demo Ltd"
-DEMO_ADMIN = "admin@example.com"
-DEMO_USERS = [
-    ("Alice Admin", DEMO_ADMIN, Role.ADMIN),
-    ("Ben Hughes", "ben@example.com", Role.USER),
-    ("Chloe Patel", "chloe@example.com", Role.USER),
-    ("Dan O'Neill", "dan@example.com", Role.USER),
-]
+from .jobs import enqueue
+from .models import Company, Role, SageToken, User
+from .redis_conn import get_redis
+from .reminders.sweep import run as run_sweep
+from .serve import serve_command
 
 
-def _fail(message: str):
-    raise click.ClickException(message)
-
-
-def demo_password(app: Flask) -> str:
-    """PANEL_DEMO_PASSWORD, else the generated one kept in the instance folder (0600)."""
-    if app.config.get("PANEL_DEMO_PASSWORD"):
-        return app.config["PANEL_DEMO_PASSWORD"]
-    path = Path(app.instance_path) / "demo_password"
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(12)
-    path.touch(mode=0o600)
-    path.write_text(value + "\n")
-    return value
-
-
-def create_company(name: str, timezone: str = "Europe/London") -> Company:
-    """Validate and add a company."""
-    name = name.strip()
-    if not name or len(name) > 200:
-        _fail("Company name must be 1 to 200 characters.")
+def _checked(make, *args, **kwargs):
+    """Run an accounts function, turning its AccountError into a clean CLI error."""
     try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        _fail(f"Unknown timezone {timezone!r}: use an IANA name such as Europe/London.")
-    company = Company(name=name, timezone=timezone)
-    db.session.add(company)
-    db.session.commit()
-    return company
-
-
-def create_user(company: Company, email: str, name: str, password: str, role: Role, notify: bool = False) -> User:
-    """Validate and add a user to ``company``."""
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 254 or any(c.isspace() or ord(c) < 32 for c in email):
-        _fail(f"{email!r} is not a valid email address.")
-    if len(password) < 8:
-        _fail("Password must be at least 8 characters.")
-    user = User(company=company, email=email, name=name.strip() or email, role=role.value, notify_sage_token=notify)
-    user.set_password(password)
-    db.session.add(user)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        _fail(f"A user with email {email} already exists.")
-    return user
+        return make(*args, **kwargs)
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.command("create-company")
@@ -81,7 +33,7 @@ def create_user(company: Company, email: str, name: str, password: str, role: Ro
 @click.option("--timezone", default="Europe/London", show_default=True, help="IANA timezone name")
 def create_company_command(name: str, timezone: str) -> None:
     """Create a company and print its id."""
-    company = create_company(name, timezone)
+    company = _checked(accounts.create_company, name, timezone)
     click.echo(f"Created company {company.id}: {company.name} ({company.timezone})")
 
 
@@ -95,8 +47,10 @@ def create_company_command(name: str, timezone: str) -> None:
 @click.password_option()
 def create_user_command(company_id: int, email: str, name: str, role: str, notify: bool, password: str) -> None:
     """Create a user in a company."""
-    company = db.session.get(Company, company_id) or _fail(f"No company with id {company_id}.")
-    user = create_user(company, email, name, password, Role(role), notify)
+    company = db.session.get(Company, company_id)
+    if company is None:
+        raise click.ClickException(f"No company with id {company_id}.")
+    user = _checked(accounts.create_user, company, email, name, password, Role(role), notify)
     click.echo(f"Created {user.role} {user.email} in {company.name}")
 
 
@@ -104,17 +58,10 @@ def create_user_command(company_id: int, email: str, name: str, role: str, notif
 @with_appcontext
 def seed_demo_command() -> None:
     """Create Demo Ltd with one admin and three users (idempotent) and print the admin sign-in."""
-    password = demo_password(current_app)
-    company = Company.query.filter_by(name=DEMO_COMPANY).first() or create_company(DEMO_COMPANY)
-    for name, email, role in DEMO_USERS:
-        user = User.query.filter_by(email=email).first()
-        if user is None:
-            pw = password if role is Role.ADMIN else secrets.token_urlsafe(12)
-            create_user(company, email, name, pw, role, notify=role is Role.ADMIN)
-        elif role is Role.ADMIN and current_app.config.get("PANEL_DEMO_PASSWORD") and not user.check_password(password):
-            user.set_password(password)
-            db.session.commit()
-    click.echo(f"Demo company: {DEMO_COMPANY}. Sign in as {DEMO_ADMIN} with password: {password}")
+    app = current_app._get_current_object()
+    _checked(accounts.seed_demo, app)
+    click.echo(f"Demo company: {accounts.DEMO_COMPANY}. "
+               f"Sign in as {accounts.DEMO_ADMIN} with password: {accounts.demo_password(app)}")
 
 
 @click.command("doctor")
@@ -122,35 +69,26 @@ def seed_demo_command() -> None:
 @click.option("--timeout", default=20, show_default=True, help="seconds to wait for a worker")
 def doctor_command(timeout: int) -> None:
     """Check the database, Redis and a worker round trip; exit non-zero on the first failure."""
-    from .queue import enqueue
-    from .redis_conn import get_redis
-
-    click.echo(f"database: {db.session.query(User).count()} users")
+    click.echo(f"database: {db.session.execute(select(func.count(User.id))).scalar_one()} users")
     click.echo(f"redis: {'ok' if get_redis().ping() else 'no answer'}")
-    token = uuid.uuid4().hex
-    job = enqueue("panel.jobs.ping", token)
-    import time
-
+    job = enqueue("panel.jobs.ping", uuid.uuid4().hex)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if job.get_status(refresh=True) == "finished":
             click.echo(f"worker: ok (pid {job.return_value()['pid']})")
             return
         if job.get_status() == "failed":
-            _fail("worker: the job failed; see the worker's log")
+            raise click.ClickException("worker: the job failed; see the worker's log")
         time.sleep(0.2)
-    _fail(f"worker: no worker picked up the job within {timeout}s (is `rq worker` running?)")
+    raise click.ClickException(f"worker: no worker picked up the job within {timeout}s (is `rq worker` running?)")
 
 
 @click.command("reencrypt-tokens")
 @with_appcontext
 def reencrypt_tokens_command() -> None:
     """Re-encrypt every stored Sage token under the first key of PANEL_ENCRYPTION_KEYS (after adding a new key)."""
-    from .crypto import rotate
-    from .models import SageToken
-
     count = 0
-    for token in SageToken.query.all():
+    for token in db.session.execute(select(SageToken)).scalars():
         token.access_token_enc = rotate(token.access_token_enc)
         token.refresh_token_enc = rotate(token.refresh_token_enc)
         count += 1
@@ -163,10 +101,7 @@ def reencrypt_tokens_command() -> None:
 @with_appcontext
 def send_reminders_command(queue: bool) -> None:
     """Run a reminder sweep now (operators): claim what is due and send it."""
-    from . import clock
-    from .reminders.sweep import run
-
-    r = run(clock.now(), inline=not queue)
+    r = run_sweep(clock.now(), inline=not queue)
     click.echo(f"{r['companies_due']} compan{'y' if r['companies_due'] == 1 else 'ies'} due, {r['claimed']} claimed, "
                f"{r['recovered']} recovered; " + (f"{r['batches']} batch(es) queued" if queue else
                f"{r['sent']} sent, {r['failed']} failed, {r['skipped']} skipped, {r['retry']} to retry"))
@@ -174,8 +109,6 @@ def send_reminders_command(queue: bool) -> None:
 
 def init_app(app: Flask) -> None:
     """Register the commands."""
-    from .serve import serve_command
-
     for command in (create_company_command, create_user_command, seed_demo_command, doctor_command, serve_command,
                     reencrypt_tokens_command, send_reminders_command):
         app.cli.add_command(command)

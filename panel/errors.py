@@ -26,9 +26,7 @@ def render_error(code: int, message: str | None = None):
     """Render the error as a fragment for htmx requests, or as a full page."""
     title, default = MESSAGES.get(code, MESSAGES[500])
     template = "errors/_error.html" if htmx and not htmx.boosted else "errors/error.html"
-    resp = htmx_response(render_template(template, code=code, title=title, message=message or default), code)
-    resp.headers["Vary"] = "HX-Request"
-    return resp
+    return htmx_response(render_template(template, code=code, title=title, message=message or default), code)
 
 
 def busy_message() -> str:

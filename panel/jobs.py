@@ -1,30 +1,66 @@
-"""RQ job functions that need the Flask app; each runs inside an app context built once per worker."""
+"""Background jobs: the RQ queue (enqueue by dotted path), the worker class, and the app context jobs run in.
+
+The web process only enqueues, by dotted path, so it never imports worker code; the worker builds the Flask app
+once, before forking, so each job starts fast.
+"""
 from __future__ import annotations
 
 import functools
 import os
 
+import redis
+from rq import Queue, Worker
+
 from . import clock
+from .extensions import db
+from .models import User
+from .redis_conn import get_redis
+
+DEFAULT_QUEUE = "panel"
 
 _app = None
 _app_pid: int | None = None
+
+
+class QueueUnavailable(RuntimeError):
+    """Redis cannot be reached, so background work cannot be queued now."""
+
+
+def get_queue(name: str = DEFAULT_QUEUE, app=None) -> Queue:
+    """The named RQ queue on this app's Redis."""
+    return Queue(name, connection=get_redis(app))
+
+
+def enqueue(func_path: str, *args, app=None, **kwargs):
+    """Enqueue ``func_path`` (e.g. ``panel.jobs.ping``); raises QueueUnavailable when Redis is down."""
+    try:
+        return get_queue(app=app).enqueue(func_path, *args, **kwargs)
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise QueueUnavailable(str(exc)) from exc
 
 
 def app():
     """The worker's Flask app, created once (before fork when the worker preloads it) from the environment."""
     global _app, _app_pid
     if _app is None:
+        # Imported here because the package imports this module while it is being initialised.
         from . import create_app
 
         _app, _app_pid = create_app(), os.getpid()
     elif _app_pid != os.getpid():
         # A forked work horse must not share the parent's pooled database connections.
-        from .extensions import db
-
         with _app.app_context():
             db.engine.dispose(close=False)
         _app_pid = os.getpid()
     return _app
+
+
+class PanelWorker(Worker):
+    """``rq worker -w panel.jobs.PanelWorker``: preloads the app in the parent process."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        app()
 
 
 def with_app_context(func):
@@ -41,12 +77,9 @@ def with_app_context(func):
 @with_app_context
 def ping(token: str) -> dict:
     """Prove a worker is alive and can reach the database: echo ``token`` with the worker's pid and user count."""
-    from .models import User
-    from .extensions import db
-
     return {
         "token": token,
         "pid": os.getpid(),
-        "users": db.session.query(User).count(),
+        "users": db.session.execute(db.select(db.func.count(User.id))).scalar_one(),
         "at": clock.now().isoformat(),
     }

@@ -49,7 +49,7 @@ class Company(db.Model):
     sage_generation = db.Column(db.Integer, nullable=False, default=0, server_default="0")
     created_at = db.Column(UTCDateTime, nullable=False, default=clock.now)
 
-    users = db.relationship("User", back_populates="company", lazy="dynamic")
+    users = db.relationship("User", back_populates="company")
 
     __table_args__ = (
         db.CheckConstraint("reminder_days BETWEEN 1 AND 365", name="reminder_days_range"),

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import redis
+from flask import current_app
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,6 @@ def redis_url(app) -> str:
 def get_redis(app=None) -> redis.Redis:
     """A shared client for ``app`` (the current app by default), created on first use."""
     if app is None:
-        from flask import current_app
-
         app = current_app._get_current_object()
     client = app.extensions.get("panel_redis")
     if client is None:

@@ -10,13 +10,14 @@ import time
 from pathlib import Path
 
 import click
-from flask.cli import with_appcontext
 from flask import current_app
+from flask.cli import with_appcontext
 
+from .accounts import DEMO_ADMIN, demo_password
 from .redis_conn import redis_url, stop_embedded
 
 BIN = Path(sys.executable).parent
-CRON_CONFIG = "panel.reminders.schedule"
+CRON_CONFIG = "panel.reminders.jobs"
 
 
 def _has_module(name: str) -> bool:
@@ -27,7 +28,7 @@ def _has_module(name: str) -> bool:
 
 
 def _children(url: str, port: int, workers: int) -> list[tuple[str, list[str]]]:
-    procs = [("worker", [str(BIN / "rq"), "worker", "--with-scheduler", "-w", "panel.worker.PanelWorker",
+    procs = [("worker", [str(BIN / "rq"), "worker", "--with-scheduler", "-w", "panel.jobs.PanelWorker",
                          "--url", url, "panel"])]
     if _has_module(CRON_CONFIG):
         procs.append(("cron", [str(BIN / "rq"), "cron", CRON_CONFIG, "--url", url]))
@@ -55,8 +56,6 @@ def _stop(running: list[tuple[str, subprocess.Popen]]) -> None:
 @click.option("--workers", type=int, default=2, show_default=True, help="gunicorn worker processes")
 def serve_command(port: int | None, workers: int) -> None:
     """Run everything for local use; Ctrl-C stops every child cleanly."""
-    from .cli import DEMO_ADMIN, demo_password
-
     app = current_app._get_current_object()
     port = port or app.config["PORT"]
     embedded = not app.config.get("REDIS_URL")

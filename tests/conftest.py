@@ -7,10 +7,19 @@ import shutil
 import tempfile
 
 import pytest
+from support import (  # noqa: F401
+    CHEAP_HASH,
+    PASSWORD,
+    SEED,
+    PostgresTemplate,
+    Session,
+    base_env,
+    make_app,
+    postgres_url,
+    start_live,
+)
 
 from panel import create_app
-from support import (PASSWORD, SEED, PostgresTemplate, Session, base_env, make_app, postgres_url,  # noqa: F401
-                     start_live)
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +37,7 @@ def redis_server():
 def _migrate_and_seed(inst, uri: str, redis_server: str) -> None:
     from flask_migrate import upgrade
 
-    from panel.cli import create_company, create_user
+    from panel.accounts import create_company, create_user
     from panel.extensions import db
     from panel.models import Role
 
@@ -40,7 +49,7 @@ def _migrate_and_seed(inst, uri: str, redis_server: str) -> None:
         for company_name, people in SEED.items():
             company = create_company(company_name)
             for name, email, role, notify in people:
-                create_user(company, email, name, PASSWORD, Role(role), notify)
+                create_user(company, email, name, PASSWORD, Role(role), notify, password_hash=CHEAP_HASH)
         db.session.remove()
         db.engine.dispose()  # a PostgreSQL template can only be cloned with no one connected to it
 

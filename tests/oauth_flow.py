@@ -4,7 +4,6 @@ from __future__ import annotations
 from urllib.parse import urljoin, urlsplit
 
 import requests
-
 from support import PASSWORD, forms_of
 
 DEMO_EMAIL, DEMO_PASSWORD = "sage.demo@example.com", "demo-sage-200"

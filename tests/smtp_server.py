@@ -7,7 +7,6 @@ import threading
 from email import policy
 
 from aiosmtpd.controller import Controller
-
 from support import free_port
 
 

@@ -2,17 +2,27 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 import shutil
 import socket
 import threading
+from datetime import timedelta
 
+from sqlalchemy import select
+from werkzeug.security import generate_password_hash
 from werkzeug.serving import make_server
 
-from panel import create_app
+from panel import clock, create_app
+from panel.extensions import db
+from panel.models import Company, User
+from panel.sage import store
 
 PASSWORD = "correct horse battery"
+# Seeded users get a one-iteration hash, as flaskr's test data does: a sign-in then costs microseconds, not the
+# ~0.23 s of scrypt. The product's own hashing (scrypt) is still what set_password uses, and it is tested once.
+CHEAP_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1")
 
 # Two companies so every test can try to cross the line between them.
 SEED = {
@@ -121,6 +131,25 @@ def make_app(tmp_path, template_db, redis_server, **config):
     return create_app(cfg)
 
 
+def connect_sage(company: str = "Demo Ltd", *, at=None, lifetime=None, expires_at=None, access_seconds: int = 480):
+    """Store a Sage token as if the company's admin had clicked Login Now at ``at`` (default: now).
+
+    ``lifetime`` (a timedelta), or ``expires_at``, says when the token expires, as Sage ID's
+    ``refresh_token_expires_in`` would; without either, SAGE_TOKEN_LIFETIME_DAYS applies. The access token lasts
+    ``access_seconds``. Runs in the current app context and returns the stored token.
+    """
+    firm = db.session.execute(select(Company).filter_by(name=company)).scalar_one()
+    admin = db.session.execute(select(User).filter_by(company_id=firm.id, role="admin").order_by(User.id)).scalars().first()
+    if expires_at is not None:
+        lifetime = lifetime or timedelta(days=90)
+        at = expires_at - lifetime
+    at = at or clock.now()
+    response = {"access_token": "a", "refresh_token": "r", "expires_in": access_seconds}
+    if lifetime is not None:
+        response["refresh_token_expires_in"] = int(lifetime.total_seconds())
+    return store.save_new(firm, admin, response, at)
+
+
 def csrf_from(html: str) -> str:
     """The CSRF token embedded in a page (hidden input or hx-headers)."""
     m = re.search(r'name="csrf_token" value="([^"]+)"', html) or re.search(r'X-CSRFToken&#34;: &#34;([^&]+)&#34;', html) \
@@ -171,10 +200,9 @@ class LiveServer:
         self.app = app
         self.port = port
         self.server = make_server("127.0.0.1", self.port, app, threaded=True)
-        import logging
-
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no request lines in test output
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits up to one interval (0.5 s by default) in every test's teardown.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self):

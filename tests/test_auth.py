@@ -4,9 +4,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from support import PASSWORD, Session, csrf_from
 
 from panel import clock
-from support import PASSWORD, Session, csrf_from
 
 
 def post_login(client, email, password, **extra):

@@ -5,6 +5,7 @@ import pytest
 from flask import jsonify
 
 from panel.auth import admin_required, company_scoped
+from panel.extensions import db
 from panel.models import User
 
 
@@ -18,7 +19,7 @@ def routes(app):
 
     @login_required
     def colleague(user_id: int):
-        person = company_scoped(User, id=user_id).first_or_404()
+        person = db.first_or_404(company_scoped(User, id=user_id))
         return jsonify(email=person.email)
 
     app.add_url_rule("/_test/admin", "t_admin", admin_only)

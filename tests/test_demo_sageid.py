@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from flask import Flask
+from support import base_env, csrf_from, make_app
 
 from panel import clock, create_app
-from support import base_env, csrf_from, make_app
 
 CLIENT_ID = "sage-panel-demo"
 DEMO_EMAIL = "sage.demo@example.com"
@@ -528,8 +528,9 @@ def test_full_flow_over_real_http(live_server):
 
 def test_concurrent_refreshes_with_one_token_let_exactly_one_win_and_revoke_the_family(live_server):
     """Why the panel must refresh single-flight: a race looks like reuse, and reuse revokes everything."""
-    import requests
     from concurrent.futures import ThreadPoolExecutor
+
+    import requests
 
     app = live_server.app
     first = connect(app.test_client(), app)

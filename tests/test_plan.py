@@ -6,7 +6,14 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from panel.reminders.plan import CompanyPlan, Due, company_is_due, due_reminders, local_date, next_reminder_at
+from panel.reminders.plan import (
+    CompanyPlan,
+    Due,
+    company_is_due,
+    due_reminders,
+    local_date,
+    next_reminder_at,
+)
 
 UTC = timezone.utc
 LONDON = "Europe/London"

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from panel.queue import QueueUnavailable, enqueue
+from panel.jobs import QueueUnavailable, enqueue
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +26,7 @@ def test_job_runs_on_a_real_worker(app):
     with app.app_context():
         job = enqueue("panel.jobs.ping", "hello")
     rq = Path(sys.executable).parent / "rq"
-    done = subprocess.run([str(rq), "worker", "--burst", "-w", "panel.worker.PanelWorker",
+    done = subprocess.run([str(rq), "worker", "--burst", "-w", "panel.jobs.PanelWorker",
                            "--url", app.config["REDIS_URL"], "panel"],
                           env=worker_env(app), cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

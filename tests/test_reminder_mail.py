@@ -15,15 +15,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
+from support import Session, base_env, connect_sage, free_port, make_app
 
 from panel.extensions import db
-from panel.models import AuditEvent, Company, User
-from panel.reminders import delivery, outbox, testmail
+from panel.models import AuditEvent, User
+from panel.reminders import delivery
+from panel.reminders import jobs as testmail
 from panel.reminders.delivery import Outcome
 from panel.reminders.mail import UnsafeHeader, compose_reminder, subject_for
 from panel.reminders.unsubscribe import person_for
-from panel.sage import store
-from support import Session, base_env, free_port, make_app
+from panel.settings import outbox
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2027, 3, 20, 9, 30, tzinfo=timezone.utc)
@@ -84,16 +85,6 @@ def people(app, *emails):
     return [User.query.filter_by(email=e).one() for e in emails]
 
 
-def connect_sage(app, expires_at: datetime, consented_at: datetime | None = None):
-    """Store a token for Demo Ltd as if Alice had clicked Login Now at ``consented_at``, expiring at ``expires_at``."""
-    demo = Company.query.filter_by(name="Demo Ltd").one()
-    alice = User.query.filter_by(email="admin@example.com").one()
-    consented_at = consented_at or expires_at - timedelta(days=90)
-    lifetime = int((expires_at - consented_at).total_seconds())
-    return store.save_new(demo, alice, {"access_token": "a", "refresh_token": "r",
-                                        "refresh_token_expires_in": lifetime}, consented_at)
-
-
 # ---- subject --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("expires,subject", [
@@ -119,7 +110,7 @@ def test_subject_counts_the_company_s_local_days():
 
 def test_the_email_has_both_parts_and_one_click_unsubscribe(mail_app):
     with mail_app.app_context():
-        token = connect_sage(mail_app, NOW + timedelta(days=12, hours=2))
+        token = connect_sage(expires_at=NOW + timedelta(days=12, hours=2))
         ben, = people(mail_app, "ben@example.com")
         msg = compose_reminder(ben.company, ben, token, NOW, BASE)
         parsed = email.message_from_bytes(msg.as_bytes(), policy=policy.default)
@@ -144,7 +135,7 @@ def test_the_email_has_both_parts_and_one_click_unsubscribe(mail_app):
 
 def test_expired_token_is_reworded(mail_app):
     with mail_app.app_context():
-        token = connect_sage(mail_app, NOW - timedelta(days=3))
+        token = connect_sage(expires_at=NOW - timedelta(days=3))
         ben, = people(mail_app, "ben@example.com")
         msg = compose_reminder(ben.company, ben, token, NOW, BASE)
         assert msg.subject == "Sage token expired 3 days ago — Sage sync has stopped"
@@ -157,7 +148,7 @@ def test_test_and_preview_are_labelled(mail_app):
         preview = compose_reminder(ben.company, ben, None, NOW, BASE, test=True)
         assert preview.subject == "[Preview] Sage token expires in 28 days — renew now"
         assert "Sage is not connected yet for Demo Ltd" in preview.body and "nobody yet" in preview.body
-        token = connect_sage(mail_app, NOW + timedelta(days=5))
+        token = connect_sage(expires_at=NOW + timedelta(days=5))
         test = compose_reminder(ben.company, ben, token, NOW, BASE, test=True)
         assert test.subject == "[Test] Sage token expires in 5 days — renew now"
         assert test.body.startswith("TEST:")
@@ -379,7 +370,7 @@ def run_worker(app, smtp_port: int | None):
     if smtp_port:
         env.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=str(smtp_port), MAIL_USE_TLS="0", MAIL_TIMEOUT="5")
     rq = Path(sys.executable).parent / "rq"
-    done = subprocess.run([str(rq), "worker", "--burst", "-w", "panel.worker.PanelWorker",
+    done = subprocess.run([str(rq), "worker", "--burst", "-w", "panel.jobs.PanelWorker",
                            "--url", app.config["REDIS_URL"], "panel"],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -398,7 +389,7 @@ def test_test_email_is_sent_by_the_worker_and_reported(mail_app, smtp):
     today = datetime.now(london).date()
     expires_at = datetime.combine(today + timedelta(days=12), time(12), london).astimezone(timezone.utc)
     with mail_app.app_context():
-        connect_sage(mail_app, expires_at)
+        connect_sage(expires_at=expires_at)
         db.session.commit()
     admin = Session(mail_app.test_client(), "admin@example.com")
     started = admin.post("/settings/notifications/test-email")

@@ -5,12 +5,12 @@ import html
 import threading
 
 import pytest
+from support import PASSWORD, Session
 from werkzeug.datastructures import MultiDict
 
 from panel.extensions import db
 from panel.models import AuditEvent, Company, Role
-from panel.reminders import forms
-from support import PASSWORD, Session
+from panel.reminders import parsing as forms
 
 DAYS = "/settings/sage/reminders/days"
 HOUR = "/settings/sage/reminders/hour"
@@ -187,7 +187,7 @@ def test_signed_out_htmx_request_is_sent_to_login(client):
 
 
 def test_two_admins_saving_at_once(app):
-    from panel.cli import create_user
+    from panel.accounts import create_user
 
     with app.app_context():
         create_user(Company.query.filter_by(name="Demo Ltd").one(), "second@example.com", "Sam Second", PASSWORD,

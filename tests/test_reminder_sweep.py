@@ -6,14 +6,13 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from smtp_server import SMTPServer
+from support import connect_sage, make_app, run_together
 
 from panel import clock
 from panel.extensions import db
 from panel.models import Company, DeliveryStatus, ReminderDelivery, User
 from panel.reminders import sweep
-from panel.sage import store
-from smtp_server import SMTPServer
-from support import make_app, run_together
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -41,10 +40,8 @@ def demo() -> Company:
 
 def connect(company: Company, at: datetime, lifetime: timedelta) -> None:
     """A successful Login Now at ``at`` whose token lasts ``lifetime``."""
-    admin = company.users.filter_by(role="admin").first()
     clock.freeze(at)
-    store.save_new(company, admin, {"access_token": "a", "refresh_token": "r", "expires_in": 480,
-                                    "refresh_token_expires_in": int(lifetime.total_seconds())}, at)
+    connect_sage(company.name, at=at, lifetime=lifetime)
 
 
 def sweep_at(at: datetime) -> dict:
@@ -134,7 +131,7 @@ def test_renewal_between_claim_and_send_stops_the_reminder(mail_app, smtp):
     claimed = sweep.find_and_claim(at)
     assert claimed.claimed == 2
     connect(demo(), at + timedelta(minutes=1), timedelta(days=90))  # Login Now before the batch runs
-    from panel.reminders.sender import send_claimed
+    from panel.reminders.sweep import send_claimed
 
     clock.freeze(at + timedelta(minutes=2))
     done = send_claimed(claimed.batches[0])
@@ -150,7 +147,7 @@ def test_switch_off_and_inactive_are_checked_at_send_time(mail_app, smtp):
     claimed = sweep.find_and_claim(at)
     User.query.filter_by(email="chloe@example.com").one().notify_sage_token = False
     db.session.commit()
-    from panel.reminders.sender import send_claimed
+    from panel.reminders.sweep import send_claimed
 
     done = send_claimed(claimed.batches[0])
     assert (done.sent, done.skipped) == (1, 1) and smtp.handler.to() == ["admin@example.com"]
@@ -178,7 +175,7 @@ def test_smtp_421_then_recovering(mail_app, smtp):
     assert first["sent"] == 0 and first["retry"] == 2  # the connection is dropped after a 421
     assert {r.status for r in ReminderDelivery.query.all()} == {"claimed"}
     # The retry (RQ Retry, or the next sweep once the lease is over) sends them, once each.
-    from panel.reminders.sender import send_claimed
+    from panel.reminders.sweep import send_claimed
 
     clock.freeze(local(2026, 11, 20, 9, 1))
     ids = [r.id for r in ReminderDelivery.query.all()]
@@ -198,7 +195,7 @@ def test_550_for_one_recipient_is_recorded_and_the_rest_go(mail_app, smtp):
     # Not retried, not re-claimed later that day.
     assert sweep_at(local(2026, 11, 20, 18, 0))["claimed"] == 0 and len(smtp.handler.messages) == 1
     # The Sage page shows it.
-    from panel.reminders.summary import last_reminder
+    from panel.reminders.ledger import last_reminder
 
     last = last_reminder(demo().id)
     assert (last.sent, last.failed) == (1, 1) and "Mailbox unavailable" in last.why
@@ -263,7 +260,7 @@ def test_send_reminders_command(mail_app, smtp):
 
 
 def test_sweep_through_the_queue_sets_rq_retry(mail_app, smtp):
-    from panel.queue import get_queue
+    from panel.jobs import get_queue
 
     connect(demo(), local(2026, 11, 1, 12), timedelta(days=30))
     clock.freeze(local(2026, 11, 20, 9, 0))

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import psutil
 import pytest
+from smtp_server import SMTPServer
+from support import base_env, make_app
 
 from panel import clock
 from panel.extensions import db
+from panel.jobs import get_queue
 from panel.models import Company, ReminderDelivery, User
-from panel.queue import get_queue
 from panel.reminders import sweep
 from panel.sage import store
-from smtp_server import SMTPServer
-from support import base_env, make_app
 
 ROOT = Path(__file__).resolve().parent.parent
 RQ = str(Path(sys.executable).parent / "rq")
@@ -76,7 +76,7 @@ def test_sigkill_mid_batch_then_restart_no_duplicate_no_miss(tmp_path, template_
         job_id = get_queue(app=app).job_ids[0]
 
     env = worker_env(app, smtp)
-    worker = subprocess.Popen([RQ, "worker", "-w", "panel.worker.PanelWorker", "--url", app.config["REDIS_URL"],
+    worker = subprocess.Popen([RQ, "worker", "-w", "panel.jobs.PanelWorker", "--url", app.config["REDIS_URL"],
                                "panel"], env=env, cwd=ROOT, start_new_session=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -96,7 +96,7 @@ def test_sigkill_mid_batch_then_restart_no_duplicate_no_miss(tmp_path, template_
         time.sleep(2.5)  # the lease (2 s in this test) runs out
         again = sweep.run(clock.now())  # recovers the abandoned rows, claims nothing new
         assert again["claimed"] == 0 and again["recovered"] == 8 - len(delivered_before)
-    done = subprocess.run([RQ, "worker", "--burst", "-w", "panel.worker.PanelWorker", "--url",
+    done = subprocess.run([RQ, "worker", "--burst", "-w", "panel.jobs.PanelWorker", "--url",
                            app.config["REDIS_URL"], "panel"], env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -9,6 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from oauth_flow import grant_redirect, panel_sign_in
+from support import run_together
 
 from panel import clock
 from panel.crypto import decrypt
@@ -16,8 +18,7 @@ from panel.extensions import db
 from panel.models import AuditEvent, Company, SageToken
 from panel.redis_conn import get_redis
 from panel.sage import api, store
-from oauth_flow import grant_redirect, panel_sign_in
-from support import run_together
+
 
 def follow(http, url: str) -> requests.Response:
     return http.get(url)

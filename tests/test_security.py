@@ -5,7 +5,6 @@ import json
 import re
 
 import pytest
-
 from support import make_app
 
 
@@ -26,7 +25,6 @@ def test_security_headers_on_every_response(client, path):
 
 def test_hsts_in_production(tmp_path, template_db, redis_server):
     from cryptography.fernet import Fernet
-
     from support import base_env
 
     env = base_env(PANEL_ENV="production", SAGE_CLIENT_ID="id", SAGE_CLIENT_SECRET="secret", MAIL_SERVER="smtp",

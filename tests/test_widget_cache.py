@@ -4,10 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import event
+from support import connect_sage
 
 from panel.extensions import db
-from panel.models import Company, User
-from panel.sage import store
 
 POLL = {"HX-Request": "true", "X-Panel-Poll": "1"}
 
@@ -27,10 +26,7 @@ def count_queries(app, fn):
 
 def connect(app):
     with app.app_context():
-        company = Company.query.filter_by(name="Demo Ltd").one()
-        admin = User.query.filter_by(email="admin@example.com").one()
-        store.save_new(company, admin, {"access_token": "a", "refresh_token": "r", "expires_in": 480},
-                       datetime.now(timezone.utc) - timedelta(days=1))
+        connect_sage(at=datetime.now(timezone.utc) - timedelta(days=1))
 
 
 def test_timed_poll_after_a_render_costs_no_query(app, admin):

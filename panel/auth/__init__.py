@@ -7,6 +7,7 @@ from flask_htmx import make_response as htmx_response
 from ..extensions import db, htmx, login_manager
 from ..models import User
 from .guards import admin_required, company_scoped, safe_next  # noqa: F401  (re-exported)
+from .views import bp
 
 
 @login_manager.user_loader
@@ -31,8 +32,6 @@ def unauthorized():
 
 def init_app(app: Flask) -> None:
     """Bind flask-login and the auth blueprint."""
-    from .views import bp
-
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
     app.register_blueprint(bp)

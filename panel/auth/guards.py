@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import abort, request
 from flask_login import current_user, login_required
+from sqlalchemy import select
 
 
 def admin_required(view):
@@ -22,8 +23,8 @@ def admin_required(view):
 
 
 def company_scoped(model, **filters):
-    """A query of ``model`` limited to the signed-in user's company (every model has ``company_id``)."""
-    return model.query.filter_by(company_id=current_user.company_id, **filters)
+    """A ``select(model)`` limited to the signed-in user's company (every scoped model has ``company_id``)."""
+    return select(model).filter_by(company_id=current_user.company_id, **filters)
 
 
 def safe_next(target: str | None) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -22,7 +23,7 @@ def address_key(address: str | None) -> str:
 
 def locked_minutes(keys: list[str], now: datetime) -> int:
     """Minutes (rounded up) until every key is unlocked; 0 when none is locked."""
-    rows = LoginThrottle.query.filter(LoginThrottle.key.in_(keys)).all()
+    rows = db.session.execute(select(LoginThrottle).where(LoginThrottle.key.in_(keys))).scalars()
     remaining = [(r.locked_until - now).total_seconds() for r in rows if r.locked_until and r.locked_until > now]
     return math.ceil(max(remaining) / 60) if remaining else 0
 
@@ -49,5 +50,5 @@ def record_failure(key: str, limit: int, lock_minutes: int, now: datetime) -> No
 
 def reset(key: str) -> None:
     """Forget the failures of ``key`` (after a successful sign-in)."""
-    LoginThrottle.query.filter_by(key=key).delete()
+    db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
     db.session.commit()

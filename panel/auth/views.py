@@ -1,14 +1,25 @@
 """Sign-in and sign-out pages."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_user, logout_user
+from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import clock
+from ..extensions import db
 from ..models import User
-from . import throttle
 from .guards import safe_next
+from .throttle import account_key, address_key, locked_minutes, record_failure, reset
 
 bp = Blueprint("auth", __name__)
 
@@ -25,7 +36,7 @@ def login():
     """Show the sign-in form; on POST check the password, throttle failures and start a fresh session."""
     next_url = safe_next(request.values.get("next"))
     if current_user.is_authenticated:
-        return redirect(next_url or url_for("sage.settings"))
+        return redirect(next_url or url_for("settings.sage"))
     if request.method != "POST":
         return _form(next_url=next_url)
 
@@ -38,28 +49,28 @@ def login():
 
     cfg = current_app.config
     now = clock.now()
-    keys = [throttle.account_key(email), throttle.address_key(request.remote_addr)]
-    wait = throttle.locked_minutes(keys, now)
+    keys = [account_key(email), address_key(request.remote_addr)]
+    wait = locked_minutes(keys, now)
     if wait:
         return _form(429, _try_again(wait), email, next_url)
 
-    user = User.query.filter_by(email=email).first()
+    user = db.session.execute(select(User).filter_by(email=email)).scalar_one_or_none()
     ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
     if not (user and ok and user.active):
         lock = cfg["PANEL_LOGIN_LOCK_MINUTES"]
-        throttle.record_failure(keys[0], cfg["PANEL_LOGIN_MAX_FAILURES"], lock, now)
-        throttle.record_failure(keys[1], cfg["PANEL_LOGIN_MAX_FAILURES_PER_ADDRESS"], lock, now)
-        wait = throttle.locked_minutes(keys, now)
+        record_failure(keys[0], cfg["PANEL_LOGIN_MAX_FAILURES"], lock, now)
+        record_failure(keys[1], cfg["PANEL_LOGIN_MAX_FAILURES_PER_ADDRESS"], lock, now)
+        wait = locked_minutes(keys, now)
         if wait:
             return _form(429, _try_again(wait), email, next_url)
         return _form(401, "Email or password is incorrect.", email, next_url)
 
-    throttle.reset(keys[0])
+    reset(keys[0])
     session.clear()  # a fresh session (and CSRF token) on every sign-in
     login_user(user)
     session.permanent = True
     session["_started"] = session["_last_seen"] = now.timestamp()
-    return redirect(next_url or url_for("sage.settings"))
+    return redirect(next_url or url_for("settings.sage"))
 
 
 def _try_again(minutes: int) -> str:

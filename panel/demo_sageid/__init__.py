@@ -5,6 +5,8 @@ from flask import Flask
 
 from . import models  # noqa: F401  (its tables exist in every configuration, so migrations always see them)
 from .client import CLIENT_ID, client_secret
+from .server import create_server
+from .views import bp
 
 
 def init_app(app: Flask) -> None:
@@ -22,9 +24,6 @@ def init_app(app: Flask) -> None:
         "SAGE_API_BASE": base + "/demo-sageid/api",
         "SAGE_DEMO_ACTIVE": True,
     })
-    from .server import create_server
-    from .views import bp
-
     app.extensions["demo_sageid"] = create_server()
     app.register_blueprint(bp)
 

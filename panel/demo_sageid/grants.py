@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import current_app
+from sqlalchemy import select
 
 from .. import clock
 from ..extensions import db
@@ -72,7 +73,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def query_authorization_code(self, code: str, client) -> DemoAuthorizationCode | None:
         """The unexpired, unused code issued to ``client``; a used one revokes its family (RFC 6749 4.1.2)."""
-        row = DemoAuthorizationCode.query.filter_by(code_hash=digest(code)).first()
+        row = db.session.execute(select(DemoAuthorizationCode).filter_by(code_hash=digest(code))).scalar_one_or_none()
         if row is None or row.client_id != client.get_client_id():
             return None
         now = clock.now()
@@ -103,7 +104,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def authenticate_refresh_token(self, refresh_token: str) -> DemoToken | None:
         """The current refresh token of a consent that has not reached its absolute end."""
-        row = DemoToken.query.filter_by(refresh_token_hash=digest(refresh_token)).first()
+        row = db.session.execute(select(DemoToken).filter_by(refresh_token_hash=digest(refresh_token))).scalar_one_or_none()
         if row is None:
             return None
         now = clock.now()

@@ -5,6 +5,7 @@ import hashlib
 from datetime import datetime
 
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, TokenMixin
+from sqlalchemy import update
 
 from .. import clock
 from ..extensions import db
@@ -92,7 +93,8 @@ class DemoToken(db.Model, TokenMixin):
 
 def revoke_family(family_id: str, at: datetime) -> int:
     """Revoke every token of one consent (reuse detection); commits; returns how many rows changed."""
-    count = (DemoToken.query.filter(DemoToken.family_id == family_id, DemoToken.revoked_at.is_(None))
-             .update({DemoToken.revoked_at: at}, synchronize_session=False))
+    count = db.session.execute(
+        update(DemoToken).where(DemoToken.family_id == family_id, DemoToken.revoked_at.is_(None))
+        .values(revoked_at=at).execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     return count

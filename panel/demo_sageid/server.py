@@ -7,11 +7,17 @@ from authlib.common.security import generate_token as random_token
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from flask import current_app
+from sqlalchemy import select
 
 from .. import clock
 from ..extensions import db
 from .client import SCOPES, query_client
-from .grants import AuthorizationCodeGrant, GrantContext, RefreshTokenGrant, S256CodeChallenge
+from .grants import (
+    AuthorizationCodeGrant,
+    GrantContext,
+    RefreshTokenGrant,
+    S256CodeChallenge,
+)
 from .models import DemoToken, digest
 
 REALM = "demo-sageid"
@@ -66,7 +72,7 @@ class DemoBearerTokenValidator(BearerTokenValidator):
 
     def authenticate_token(self, token_string: str) -> DemoToken | None:
         """The stored token whose access token hashes to ``token_string``'s hash."""
-        return DemoToken.query.filter_by(access_token_hash=digest(token_string)).first()
+        return db.session.execute(select(DemoToken).filter_by(access_token_hash=digest(token_string))).scalar_one_or_none()
 
 
 require_oauth = ResourceProtector()

@@ -1,11 +1,4 @@
-"""Token renewal reminders: settings, recipients, the daily sweep and the emails."""
-from __future__ import annotations
+"""Token renewal reminders: settings, recipients, the plan, the ledger, the sweep, the emails and their jobs.
 
-from flask import Flask
-
-
-def init_app(app: Flask) -> None:
-    """Register the reminder views (settings, recipients, My notifications)."""
-    from . import views
-
-    views.init_app(app)
+May import ``panel.sage``; never imports ``panel.settings`` (the screen).
+"""

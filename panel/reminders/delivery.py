@@ -1,16 +1,22 @@
-"""Send a batch of messages over ONE SMTP connection (timeout, verified TLS), one outcome per recipient."""
+"""Send a batch of messages over ONE SMTP connection (timeout, verified TLS), one outcome per recipient.
+
+Without MAIL_SERVER (never in production) messages go to the demo outbox instead: .eml files in the instance folder.
+"""
 from __future__ import annotations
 
 import enum
+import os
 import smtplib
 import ssl
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import flask_mail
 from flask import current_app
 
-from . import outbox
+from .. import clock
 
 
 class Outcome(str, enum.Enum):
@@ -66,6 +72,24 @@ class VerifiedConnection(flask_mail.Connection):
 def uses_outbox(config) -> bool:
     """True when mail goes to the demo outbox: no MAIL_SERVER, never in production."""
     return not config.get("MAIL_SERVER") and not config.get("PRODUCTION")
+
+
+def outbox_folder(instance_path: str) -> Path:
+    """<instance>/outbox, created (0700) on first use."""
+    path = Path(instance_path) / "outbox"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def write_outbox(message: flask_mail.Message) -> str:
+    """Write ``message`` to the demo outbox as an .eml file (atomically) and return its file name."""
+    folder = outbox_folder(current_app.instance_path)
+    name = f"{clock.now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.eml"
+    tmp = folder / f".{name}.tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(message.as_bytes())
+    os.replace(tmp, folder / name)
+    return name
 
 
 def _address(message: flask_mail.Message) -> str:
@@ -124,7 +148,7 @@ class _Sender:
         """Send ``message`` (one recipient) and say what happened; never raises for SMTP or network trouble."""
         to = _address(message)
         if self.outbox:
-            return Delivery(to, Outcome.SENT, f"written to the demo outbox as {outbox.write(message)}")
+            return Delivery(to, Outcome.SENT, f"written to the demo outbox as {write_outbox(message)}")
         if self.conn is None and self.broken is None:
             self._open()
         if self.broken is not None:

@@ -1,22 +1,60 @@
-"""RQ job functions of the reminders (run by the worker, enqueued by dotted path)."""
+"""The reminders' background jobs: the periodic sweep (and its rq cron schedule), send batches, the test email.
+
+Jobs are enqueued by dotted path, so the web process imports this module only to start a test email and read its
+progress. ``rq cron panel.reminders.jobs`` reads the schedule registered at the bottom.
+"""
 from __future__ import annotations
 
-from ..jobs import with_app_context
+import contextlib
+import os
+import re
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+import redis
+from flask import current_app
+from rq import cron
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.utils import now as rq_now
+
+from .. import audit, clock
+from ..audit import Action
+from ..extensions import db
+from ..jobs import QueueUnavailable, enqueue, with_app_context
+from ..models import User
+from ..redis_conn import get_redis
+from ..sage import store
+from . import delivery
+from . import sweep as sweeper
+from .mail import UnsafeHeader, compose_reminder
+
+TEST_JOB = "panel.reminders.jobs.send_test_email"
+JOB_ID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")  # RQ: uuid4
+GIVE_UP = timedelta(seconds=90)  # stop polling after this long without a final answer
+UNAVAILABLE = ("Background jobs are unavailable right now, so the test email could not be queued. "
+               "Please try again shortly.")
+COOLDOWN_SECONDS = 60  # one test email per person per minute: a double click or a stuck key can't flood an inbox
+INTERVAL_MINUTES = int(os.environ.get("PANEL_SWEEP_INTERVAL_MINUTES", "15") or 15)
+
+
+# ---- jobs (run by the worker) -------------------------------------------------------------------------------------
+
+@with_app_context
+def sweep() -> dict:
+    """The periodic reminder sweep: claim every reminder that is due and enqueue the send batches."""
+    return sweeper.run(clock.now())
+
+
+@with_app_context
+def send_batch(ids: list[int]) -> dict:
+    """Send one batch of claimed reminders over one SMTP connection; transient failures raise so RQ retries."""
+    return asdict(sweeper.send_claimed(ids))
 
 
 @with_app_context
 def send_test_email(user_id: int) -> dict:
     """Send today's reminder, exactly as it would look, to user ``user_id`` (a preview when Sage isn't connected)."""
-    from flask import current_app
-
-    from .. import audit, clock
-    from ..audit import Action
-    from ..extensions import db
-    from ..models import User
-    from ..sage import store
-    from . import delivery
-    from .mail import UnsafeHeader, compose_reminder
-
     user = db.session.get(User, user_id)
     if user is None or not user.active:
         return {"ok": False, "to": None, "reason": "that account no longer exists or is inactive"}
@@ -33,22 +71,74 @@ def send_test_email(user_id: int) -> dict:
             "preview": token is None, "outbox": delivery.uses_outbox(current_app.config)}
 
 
-# Thin entry points for the daily sweep (panel/reminders/sweep.py and sender.py hold the logic): schedule.py
-# registers ``sweep`` with rq cron, and the sweep enqueues ``send_batch`` by dotted path with an RQ Retry.
-@with_app_context
-def sweep() -> dict:
-    """The periodic reminder sweep: claim every reminder that is due and enqueue the send batches."""
-    from .. import clock
-    from .sweep import run
+# ---- the "Send test email" button (web process): queue the job, then read back how it went ----------------------
 
-    return run(clock.now())
+@dataclass(frozen=True)
+class TestEmail:
+    """What the button's fragment shows: still going (poll again), or a final result."""
+
+    job_id: str | None = None
+    polling: bool = False
+    ok: bool | None = None
+    message: str = ""
 
 
-@with_app_context
-def send_batch(ids: list[int]) -> dict:
-    """Send one batch of claimed reminders over one SMTP connection; transient failures raise so RQ retries."""
-    from dataclasses import asdict
+def cooldown_key(user_id: int) -> str:
+    """The Redis key whose TTL is the person's wait before another test email."""
+    return f"panel:test-email:cooldown:{user_id}"
 
-    from .sender import send_claimed
 
-    return asdict(send_claimed(ids))
+def start_test_email(user) -> TestEmail:
+    """Queue a test email to ``user``; a clear message instead when Redis is down or one went out under a minute ago."""
+    key = cooldown_key(user.id)
+    try:
+        connection = get_redis()
+        if not connection.set(key, "1", nx=True, ex=COOLDOWN_SECONDS):
+            wait = max(int(connection.ttl(key)), 1)
+            return TestEmail(ok=None, message=f"A test email was sent to {user.email} moments ago. "
+                                               f"You can send another in {wait} second{'s' if wait != 1 else ''}.")
+    except (redis.RedisError, OSError):
+        return TestEmail(ok=False, message=UNAVAILABLE)
+    try:
+        job = enqueue(TEST_JOB, user.id, job_timeout=120, result_ttl=3600, failure_ttl=3600)
+    except QueueUnavailable:
+        with contextlib.suppress(redis.RedisError, OSError):  # nothing was queued: don't make the person wait
+            connection.delete(key)
+        return TestEmail(ok=False, message=UNAVAILABLE)
+    return TestEmail(job.id, True, None, f"Sending a test email to {user.email}…")
+
+
+def test_email_status(job_id: str, user) -> TestEmail | None:
+    """How the job ``job_id`` went; None when it does not exist or was not started by ``user``."""
+    if not JOB_ID.fullmatch(job_id or ""):
+        return None
+    try:
+        job = Job.fetch(job_id, connection=get_redis())
+        if job.func_name != TEST_JOB or list(job.args[:1]) != [user.id]:
+            return None
+        state = job.get_status(refresh=False)
+        result = job.return_value() if state == "finished" else None
+    except NoSuchJobError:
+        return None
+    except (redis.RedisError, OSError):
+        return TestEmail(ok=False, message="Background jobs are unavailable right now, so the test email's "
+                                           "progress can't be checked.")
+    if state == "finished" and isinstance(result, dict):
+        if result.get("ok"):
+            where = " (written to the demo outbox)" if result.get("outbox") else ""
+            preview = " — a preview, as Sage is not connected yet" if result.get("preview") else ""
+            return TestEmail(job_id, False, True, f"Sent to {result.get('to')}{where}{preview}.")
+        return TestEmail(job_id, False, False, f"Couldn't send: {result.get('reason') or 'unknown error'}.")
+    if state in ("finished", "failed", "stopped", "canceled"):
+        return TestEmail(job_id, False, False, "Couldn't send: the background job failed. Please try again.")
+    if job.enqueued_at and rq_now() - job.enqueued_at > GIVE_UP:  # RQ's own (real) clock, not the panel's
+        waiting = ("No background worker has picked up the test email yet; it will be sent when one is running."
+                   if state == "queued" else "The test email is taking unusually long; check your inbox later.")
+        return TestEmail(job_id, False, None, waiting)
+    return TestEmail(job_id, True, None, f"Sending a test email to {user.email}…")
+
+
+# ---- the schedule: `rq cron panel.reminders.jobs` ----------------------------------------------------------------
+# Run exactly one cron process per deployment. RQ's CronScheduler has no lock, so two would enqueue every sweep
+# twice; that wastes work but sends nothing twice, because each reminder is claimed in the ledger first.
+cron.register(sweep, queue_name="panel", interval=INTERVAL_MINUTES * 60, job_timeout=900, name="reminder-sweep")

@@ -1,11 +1,13 @@
 """The reminder ledger: claim a (company, user, generation, local date) before SMTP, mark it after."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Iterable
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
 from ..models import DeliveryStatus as S
@@ -15,6 +17,16 @@ from .plan import Due
 MAX_ATTEMPTS = 8               # transient failures after this many tries are recorded as failed
 
 
+@dataclass(frozen=True)
+class LastReminder:
+    """The most recent day reminders went out (or were tried)."""
+
+    at: datetime
+    sent: int
+    failed: int
+    why: str | None
+
+
 def lease() -> timedelta:
     """How long a row may stay 'sending' (or untouched 'claimed') before it counts as abandoned."""
     return timedelta(seconds=current_app.config["PANEL_REMINDER_LEASE_SECONDS"])
@@ -22,11 +34,7 @@ def lease() -> timedelta:
 
 def _insert():
     """INSERT … ON CONFLICT DO NOTHING for the database in use (SQLite or PostgreSQL)."""
-    if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(R)
+    return (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(R)
 
 
 def claim(dues: Iterable[Due], now: datetime) -> list[int]:
@@ -92,3 +100,23 @@ def orphans(now: datetime, limit: int = 1000) -> list[int]:
         )).order_by(R.id).limit(limit)
     )
     return [r[0] for r in rows]
+
+
+def last_reminder(company_id: int) -> LastReminder | None:
+    """The latest local date with sent or failed reminders, counted."""
+    done = [S.SENT.value, S.FAILED.value]
+    day = db.session.execute(select(func.max(R.local_date)).where(
+        R.company_id == company_id, R.status.in_(done))).scalar()
+    if day is None:
+        return None
+    rows = db.session.execute(select(R.status, R.reason, R.finished_at).where(
+        R.company_id == company_id, R.local_date == day, R.status.in_(done))).all()
+    failures = [r.reason for r in rows if r.status == S.FAILED.value]
+    return LastReminder(at=max(r.finished_at for r in rows if r.finished_at), sent=len(rows) - len(failures),
+                        failed=len(failures), why=failures[0] if failures else None)
+
+
+def any_on(company_id: int, generation: int, day: date) -> bool:
+    """True when a reminder of this token generation is in the ledger for local date ``day`` (any status)."""
+    return db.session.execute(select(R.id).where(
+        R.company_id == company_id, R.generation == generation, R.local_date == day).limit(1)).first() is not None

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 from flask import current_app, render_template
 from flask_mail import Message
 
-from ..sage.status import State, format_local, token_status
+from ..localtime import format_local, plural
+from ..sage.status import State, token_status
 from .unsubscribe import unsubscribe_url
 
 # Anything that could end a header line or hide in one: C0/C1 controls, DEL, Unicode line/paragraph separators.
@@ -40,18 +41,14 @@ def header_url(url: str) -> str:
     return url
 
 
-def _plural(n: int, unit: str) -> str:
-    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
-
-
 def subject_for(now: datetime, expires_at: datetime, tz_name: str) -> str:
     """The subject, counting local calendar days: "expires in 12 days", "expires today", "expired 3 days ago"."""
     tz = ZoneInfo(tz_name)
     days = (expires_at.astimezone(tz).date() - now.astimezone(tz).date()).days
     if now >= expires_at:
-        when = "today" if days >= 0 else f"{_plural(-days, 'day')} ago"
+        when = "today" if days >= 0 else f"{plural(-days, 'day')} ago"
         return f"Sage token expired {when} — Sage sync has stopped"
-    when = {0: "today", 1: "tomorrow"}.get(days, f"in {_plural(days, 'day')}")
+    when = {0: "today", 1: "tomorrow"}.get(days, f"in {plural(days, 'day')}")
     return f"Sage token expires {when} — renew now"
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from panel.sage.status import window_start
+from ..localtime import aware, first_at_or_after_wall, local_date, window_start
 
 LedgerKey = tuple[int, int, int, date]
 
@@ -52,20 +52,9 @@ class Due:
         return (self.company_id, self.user_id, self.generation, self.local_date)
 
 
-def _utc(at: datetime) -> datetime:
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    return at.astimezone(timezone.utc)
-
-
-def local_date(now: datetime, tz_name: str) -> date:
-    """The calendar date at ``now`` in the timezone ``tz_name``."""
-    return _utc(now).astimezone(ZoneInfo(tz_name)).date()
-
-
 def company_is_due(now: datetime, plan: CompanyPlan) -> bool:
     """True when the window is open (or the token expired) and the local send hour has passed today."""
-    now = _utc(now)
+    now = aware(now, "now")
     if now < window_start(plan.expires_at, plan.reminder_days, plan.tz_name):
         return False
     # Compare wall-clock hours: on a spring-forward day the first instant with hour >= send_hour is the
@@ -76,14 +65,14 @@ def company_is_due(now: datetime, plan: CompanyPlan) -> bool:
 def due_reminders(now: datetime, plans: Iterable[CompanyPlan], recipients: Mapping[int, Iterable[int]],
                   sent: Container[LedgerKey]) -> list[Due]:
     """One Due per due company and recipient whose ledger key for today is not in ``sent``."""
-    now = _utc(now)
+    now = aware(now, "now")
     found: list[Due] = []
     for plan in plans:
         if not company_is_due(now, plan):
             continue
         today = local_date(now, plan.tz_name)
         days_left = (local_date(plan.expires_at, plan.tz_name) - today).days
-        expired = now >= _utc(plan.expires_at)
+        expired = now >= aware(plan.expires_at)
         # dict.fromkeys: keep the caller's order but never return the same user twice in one sweep.
         for user_id in dict.fromkeys(recipients.get(plan.company_id, ())):
             if (plan.company_id, user_id, plan.generation, today) in sent:
@@ -92,33 +81,13 @@ def due_reminders(now: datetime, plans: Iterable[CompanyPlan], recipients: Mappi
     return found
 
 
-def _first_at_or_after_wall(day: date, hour: int, tz: ZoneInfo) -> datetime:
-    """First aware UTC instant whose local wall time on ``day`` is at or past ``hour``:00."""
-    wall = datetime.combine(day, time(hour))
-    later = wall.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)  # a gap: offset before it -> too late
-    if later.astimezone(tz).replace(tzinfo=None) == wall:
-        return later  # the wall time exists (first occurrence if repeated)
-    # ``wall`` falls in a spring-forward gap, so the first valid instant after it is the transition itself.
-    # Read with the offset after the gap (fold=1), ``wall`` is an instant before the transition; bisect
-    # between the two by whole seconds (tzdata transitions fall on whole seconds).
-    earlier = wall.replace(tzinfo=tz, fold=1).astimezone(timezone.utc)
-    while later - earlier > timedelta(seconds=1):
-        mid = earlier + (later - earlier) // 2
-        mid -= timedelta(microseconds=mid.microsecond)
-        if mid.astimezone(tz).replace(tzinfo=None) >= wall:
-            later = mid
-        else:
-            earlier = mid
-    return later
-
-
 def next_reminder_at(now: datetime, plan: CompanyPlan, sent_today: bool) -> datetime | None:
     """Next aware UTC instant a reminder would go for this plan (``now`` if due and not yet sent today).
 
     Returns None only if no send instant is found within a week of the first candidate day, which real
     tzdata never produces (reminders keep going after expiry until a renewal changes the plan).
     """
-    now = _utc(now)
+    now = aware(now, "now")
     if not sent_today and company_is_due(now, plan):
         return now
     tz = ZoneInfo(plan.tz_name)
@@ -127,7 +96,7 @@ def next_reminder_at(now: datetime, plan: CompanyPlan, sent_today: bool) -> date
     day = max(day, local_date(opens, plan.tz_name))  # no point looking at days before the window opens
     for _ in range(7):
         # The sweep sends as soon as both hold: the send hour has come and the window is open.
-        candidate = max(_first_at_or_after_wall(day, plan.send_hour, tz), opens)
+        candidate = max(first_at_or_after_wall(day, plan.send_hour, tz), opens)
         # A candidate that spilled into the next local day (a whole day skipped by the zone) is not that
         # day's send. It is never in the past: today is only tried when today's send is still ahead.
         if candidate.astimezone(tz).date() == day:

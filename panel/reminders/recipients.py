@@ -1,8 +1,7 @@
 """Notification recipients: who gets the reminder, searched and paginated in SQL, and switched one by one."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func, or_, select, update
 
 from .. import audit
@@ -13,27 +12,6 @@ from ..models import User
 
 PER_PAGE = 25
 MAX_QUERY = 100
-
-
-@dataclass(frozen=True)
-class RecipientPage:
-    """One page of a company's users, in name order."""
-
-    users: list[User]
-    total: int
-    page: int
-    pages: int
-    query: str
-
-    @property
-    def has_prev(self) -> bool:
-        """True when there is an earlier page."""
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        """True when there is a later page."""
-        return self.page < self.pages
 
 
 def clean_query(raw: str | None) -> str:
@@ -53,21 +31,21 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def find(company_id: int, query: str = "", page: int = 1, per_page: int = PER_PAGE) -> RecipientPage:
-    """The ``page``-th page of the company's users matching ``query`` (name or email), using LIMIT/OFFSET."""
+def find(company_id: int, query: str = "", page: int = 1, per_page: int = PER_PAGE) -> Pagination:
+    """The ``page``-th page of the company's users matching ``query`` (name or email), in name order.
+
+    A page past the end shows the last page, so a stale link after people were removed still shows someone.
+    """
     conditions = [User.company_id == company_id]
     if query:
         pattern = f"%{_escape(query.lower())}%"
         conditions.append(or_(func.lower(User.name).like(pattern, escape="\\"),
                               func.lower(User.email).like(pattern, escape="\\")))
-    total = db.session.execute(select(func.count(User.id)).where(*conditions)).scalar_one()
-    pages = max(1, -(-total // per_page))
-    page = min(max(1, page), pages)
-    users = db.session.execute(
-        select(User).where(*conditions).order_by(func.lower(User.name), User.id)
-        .limit(per_page).offset((page - 1) * per_page)
-    ).scalars().all()
-    return RecipientPage(list(users), total, page, pages, query)
+    stmt = select(User).where(*conditions).order_by(func.lower(User.name), User.id)
+    found = db.paginate(stmt, page=max(1, page), per_page=per_page, error_out=False)
+    if found.page > 1 and found.page > found.pages:
+        found = db.paginate(stmt, page=max(1, found.pages), per_page=per_page, error_out=False)
+    return found
 
 
 def count(company_id: int) -> int:

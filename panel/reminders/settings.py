@@ -1,7 +1,8 @@
-"""Save one reminder setting of a company: an atomic compare-and-swap per field, audited as old → new."""
+"""The company's reminder settings: one table describing each, and an atomic, audited save per field."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from sqlalchemy import select, update
 
@@ -10,27 +11,37 @@ from ..audit import Action
 from ..busy import retrying
 from ..extensions import db
 from ..models import Company
+from ..sage.store import sync_remind_from
+from . import parsing
 
 ATTEMPTS = 10  # compare-and-swap retries; each retry means another admin saved the same field in between
 
 
 @dataclass(frozen=True)
 class Setting:
-    """A company column that the reminders card edits."""
+    """One reminder setting: its key in URLs, its Company column (also the form field), label, parser, partial."""
 
+    key: str
     column: str
     label: str
+    parse: Callable[[list[str]], parsing.Parsed]
+    partial: str
+    moves_window: bool  # changing it moves the token's reminder window (the sweep reads the window)
 
     def show(self, value) -> str:
-        """The value as people read it in the audit list."""
+        """The value as people read it in the audit list and the field."""
         return f"{value:02d}:00" if self.column == "reminder_hour" else str(value)
 
+    def text(self, company: Company) -> str:
+        """What the field shows for ``company``'s saved value."""
+        return str(getattr(company, self.column))
 
-SETTINGS = {
-    "days": Setting("reminder_days", "Reminder days"),
-    "hour": Setting("reminder_hour", "Send at hour"),
-    "timezone": Setting("timezone", "Timezone"),
-}
+
+SETTINGS = {s.key: s for s in (
+    Setting("days", "reminder_days", "Reminder days", parsing.reminder_days, "settings/_reminder_days.html", True),
+    Setting("hour", "reminder_hour", "Send at hour", parsing.reminder_hour, "settings/_reminder_hour.html", False),
+    Setting("timezone", "timezone", "Timezone", parsing.timezone, "settings/_reminder_timezone.html", True),
+)}
 
 
 class SettingConflict(RuntimeError):
@@ -58,10 +69,8 @@ def save(company_id: int, setting: Setting, new, actor) -> tuple[object, bool]:
         if result.rowcount == 1:
             audit.record(company_id, Action.SETTING_CHANGED,
                          f"{setting.label}: {setting.show(old)} → {setting.show(new)}", actor=actor)
-            if setting.column in ("reminder_days", "timezone"):
-                from ..sage.store import sync_remind_from
-
-                sync_remind_from(company_id, commit=False)  # the sweep finds due companies by their window start
+            if setting.moves_window:
+                sync_remind_from(company_id, commit=False)
             db.session.commit()
             company = db.session.get(Company, company_id)
             if company is not None:

@@ -1,16 +1,24 @@
-"""One-click unsubscribe (RFC 8058): signed links carrying user id + company id, and switching the person off."""
+"""One-click unsubscribe (RFC 8058): signed links naming user + company, and the small public blueprint they open.
+
+GET only asks; POST (no cookies, no sign-in, no CSRF token: the signed token is the proof) switches reminders off.
+"""
 from __future__ import annotations
 
-from flask import current_app
+from flask import Blueprint, Flask, current_app, render_template
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..audit import Action
-from ..extensions import db
+from ..extensions import csrf, db
 from ..models import User
-from . import recipients
+from ..security import no_referrer
+from .recipients import switch
+
+bp = Blueprint("unsubscribe", __name__)
 
 SALT = "panel.reminders.unsubscribe"
 MAX_AGE_DAYS = 400  # links in old emails keep working for a good while; a year-old link still unsubscribes
+FORGED = ("This unsubscribe link is not valid: it may have been changed or cut short. Nothing was changed. "
+          "Copy the whole link from the email, or switch reminders off in My notifications after signing in.")
 
 
 def _serializer(secret_key: str | None = None) -> URLSafeTimedSerializer:
@@ -44,4 +52,34 @@ def person_for(token: str) -> User | None:
 
 def unsubscribe(person: User) -> bool:
     """Switch ``person``'s reminders off; True when they were on. Audited as an unsubscribe."""
-    return recipients.switch(person, False, None, action=Action.UNSUBSCRIBED, how=" (one-click unsubscribe link)")
+    return switch(person, False, None, action=Action.UNSUBSCRIBED, how=" (one-click unsubscribe link)")
+
+
+def _page(status: int = 200, **ctx):
+    no_referrer()  # the URL carries the signed token
+    return render_template("reminders/unsubscribe.html", **ctx), status
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET"])
+def confirm(token: str):
+    """Show who would be unsubscribed and a button; a GET never changes anything (link scanners follow GETs)."""
+    person = person_for(token)
+    if person is None:
+        return _page(400, error=FORGED)
+    return _page(person=person, token=token, done=False)
+
+
+@bp.route("/unsubscribe/<token>", methods=["POST"])
+@csrf.exempt
+def one_click(token: str):
+    """RFC 8058 one-click unsubscribe (mail clients POST "List-Unsubscribe=One-Click"), and the page's button."""
+    person = person_for(token)
+    if person is None:
+        return _page(400, error=FORGED)
+    changed = unsubscribe(person)
+    return _page(person=person, token=token, done=True, changed=changed)
+
+
+def init_app(app: Flask) -> None:
+    """Register the public unsubscribe pages."""
+    app.register_blueprint(bp)

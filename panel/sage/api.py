@@ -11,6 +11,7 @@ from flask import current_app
 
 from .. import clock
 from ..crypto import DecryptionError, decrypt
+from ..extensions import db
 from ..models import TokenState
 from ..redis_conn import get_redis
 from . import client, store
@@ -69,8 +70,6 @@ def access_token(company_id: int) -> str:
 
 def _release_connection() -> None:
     """End the session's transaction so its connection goes back to the pool (pending changes are committed)."""
-    from ..extensions import db
-
     db.session.commit()
 
 

@@ -6,7 +6,7 @@ import json
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
-from flask import current_app, session, url_for
+from flask import current_app, session
 
 from ..redis_conn import get_redis
 
@@ -37,11 +37,6 @@ class _StateCache:
         return get_redis().delete(self.prefix + key)
 
 
-def redirect_uri() -> str:
-    """The exact redirect URI registered with Sage ID."""
-    return current_app.config["PANEL_BASE_URL"] + url_for("sage.callback")
-
-
 def remote():
     """An authlib client for the configured provider (built per use: settings differ between apps in tests)."""
     cfg = current_app.config
@@ -63,9 +58,12 @@ def remote():
     return client
 
 
-def authorize_redirect():
-    """Redirect to Sage ID's sign-in with a one-time state and (unless disabled) PKCE S256."""
-    return remote().authorize_redirect(redirect_uri())
+def authorize_redirect(redirect_uri: str):
+    """Redirect to Sage ID's sign-in with a one-time state and (unless disabled) PKCE S256.
+
+    ``redirect_uri`` is the exact callback URL registered with Sage ID.
+    """
+    return remote().authorize_redirect(redirect_uri)
 
 
 PROVIDER_ERRORS = {
@@ -75,7 +73,7 @@ PROVIDER_ERRORS = {
 }
 
 
-def exchange_code(args) -> dict:
+def exchange_code(args, redirect_uri: str) -> dict:
     """Check the callback's state, then exchange its code for tokens; raises CallbackError on any failure."""
     client = remote()
     state = args.get("state", "")
@@ -91,7 +89,7 @@ def exchange_code(args) -> dict:
                                          "Nothing was changed. Click Login Now to start again.")
     if not args.get("code"):
         raise CallbackError("missing_code", "Sage ID did not send an authorization code. Nothing was changed.")
-    params = {"code": args["code"], "redirect_uri": data.get("redirect_uri") or redirect_uri()}
+    params = {"code": args["code"], "redirect_uri": data.get("redirect_uri") or redirect_uri}
     if data.get("code_verifier"):
         params["code_verifier"] = data["code_verifier"]
     try:

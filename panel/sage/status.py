@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
-# Fixed English names: strftime's %a/%b follow the process locale, and the panel must not change with it.
-_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+from ..localtime import aware, plural, window_start
 
 
 class State(str, enum.Enum):
@@ -50,31 +47,6 @@ class TokenStatus:
     reason: str | None
 
 
-def _aware(at: datetime, name: str) -> datetime:
-    # A naive datetime here is a bug upstream (wrong column type, datetime.utcnow()); fail loudly, never guess.
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware")
-    return at.astimezone(timezone.utc)
-
-
-def window_start(expires_at: datetime, reminder_days: int, tz_name: str) -> datetime:
-    """Aware UTC instant the reminder window opens: ``reminder_days`` local calendar days before expiry.
-
-    The local wall-clock time of expiry is kept, so the window start moves with a clock change. A wall time
-    that does not exist that day (spring forward) is read with fold=0, i.e. with the offset in force before
-    the gap, which lands as far past the gap as the wall time was into it; an ambiguous one (fall back) is
-    read with fold=0, the first (earlier) occurrence, so the window never opens late.
-    """
-    if reminder_days < 0:
-        raise ValueError("reminder_days must be >= 0")
-    expires_at = _aware(expires_at, "expires_at")
-    if reminder_days == 0:
-        return expires_at  # no calendar arithmetic: keeps an expiry in a repeated hour exact
-    tz = ZoneInfo(tz_name)
-    wall = expires_at.astimezone(tz).replace(tzinfo=None) - timedelta(days=reminder_days)
-    return wall.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
-
-
 def _fraction(part: timedelta, whole: timedelta) -> float:
     # Clipped to 0..1 so a clock skew or an odd consent time cannot draw the bar outside its track.
     return min(1.0, max(0.0, part / whole))
@@ -83,12 +55,12 @@ def _fraction(part: timedelta, whole: timedelta) -> float:
 def token_status(now: datetime, *, consented_at: datetime | None, expires_at: datetime | None,
                  reminder_days: int, tz_name: str, needs_login_reason: str | None = None) -> TokenStatus:
     """Status of a token at ``now``: expired beats needs-login beats renew-soon beats connected."""
-    now = _aware(now, "now")
+    now = aware(now, "now")
     if expires_at is None:
         colour, label = _LOOK[State.NOT_CONNECTED]
         return TokenStatus(State.NOT_CONNECTED, colour, label, None, None, "", 0.0, None, 0.0, None)
 
-    expires_at = _aware(expires_at, "expires_at")
+    expires_at = aware(expires_at, "expires_at")
     opens = window_start(expires_at, reminder_days, tz_name)
     if now >= expires_at:  # the expiry instant itself is already expired: the token no longer works
         state = State.EXPIRED
@@ -99,7 +71,7 @@ def token_status(now: datetime, *, consented_at: datetime | None, expires_at: da
     else:
         state = State.CONNECTED
 
-    lifetime = expires_at - _aware(consented_at, "consented_at") if consented_at is not None else None
+    lifetime = expires_at - aware(consented_at, "consented_at") if consented_at is not None else None
     if lifetime is not None and lifetime > timedelta(0):
         used = _fraction(now - (expires_at - lifetime), lifetime)
         opens_at = _fraction(opens - (expires_at - lifetime), lifetime)
@@ -117,10 +89,6 @@ def token_status(now: datetime, *, consented_at: datetime | None, expires_at: da
     )
 
 
-def _plural(n: int, unit: str) -> str:
-    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
-
-
 def format_remaining(delta: timedelta) -> str:
     """Human time left ("23 days, 4 hours") or since expiry ("expired 3 days ago"); always floored."""
     if delta <= timedelta(0):
@@ -128,11 +96,11 @@ def format_remaining(delta: timedelta) -> str:
         ago = -delta // timedelta(minutes=1)  # whole minutes, floored
         days, hours, minutes = ago // 1440, ago // 60, ago
         if days:
-            return f"expired {_plural(days, 'day')} ago"
+            return f"expired {plural(days, 'day')} ago"
         if hours:
-            return f"expired {_plural(hours, 'hour')} ago"
+            return f"expired {plural(hours, 'hour')} ago"
         if minutes:
-            return f"expired {_plural(minutes, 'minute')} ago"
+            return f"expired {plural(minutes, 'minute')} ago"
         return "expired just now"
 
     # Floor to whole minutes so the time left is never overstated (59 s is not "1 minute").
@@ -140,16 +108,9 @@ def format_remaining(delta: timedelta) -> str:
     days, rest = divmod(minutes_left, 1440)
     hours, minutes = divmod(rest, 60)
     if days:
-        parts = [_plural(days, "day")] + ([_plural(hours, "hour")] if hours else [])
+        parts = [plural(days, "day")] + ([plural(hours, "hour")] if hours else [])
     elif hours or minutes:
-        parts = ([_plural(hours, "hour")] if hours else []) + ([_plural(minutes, "minute")] if minutes else [])
+        parts = ([plural(hours, "hour")] if hours else []) + ([plural(minutes, "minute")] if minutes else [])
     else:
         return "less than a minute"
     return ", ".join(parts)
-
-
-def format_local(at: datetime, tz_name: str) -> str:
-    """``at`` in the company's timezone, e.g. "Thu 1 Apr 2027, 10:00 BST"."""
-    local = _aware(at, "at").astimezone(ZoneInfo(tz_name))
-    return (f"{_WEEKDAYS[local.weekday()]} {local.day} {_MONTHS[local.month - 1]} {local.year}, "
-            f"{local:%H:%M} {local.tzname()}")

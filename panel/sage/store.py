@@ -4,14 +4,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from .. import audit
 from ..audit import Action
 from ..crypto import encrypt
 from ..extensions import db
+from ..localtime import format_local, window_start
 from ..models import Company, SageToken, TokenState, User
-from .status import format_local, window_start
 
 
 def current(company_id: int) -> SageToken | None:
@@ -118,7 +118,7 @@ def mark_needs_login(token: SageToken, reason: str) -> None:
 
 def disconnect(company: Company, user: User) -> bool:
     """Remove the company's token; False when there was none."""
-    deleted = SageToken.query.filter_by(company_id=company.id).delete()
+    deleted = db.session.execute(delete(SageToken).where(SageToken.company_id == company.id)).rowcount
     if deleted:
         audit.record(company.id, Action.DISCONNECTED, "Stored token removed", actor=user)
     db.session.commit()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+
 import pytest
 
 CHROMIUM = os.environ.get("PANEL_CHROMIUM", "/usr/bin/chromium")

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from playwright.sync_api import expect
-
-from support import sign_in
+from support import connect_sage, sign_in
 
 DEMO_EMAIL, DEMO_PASSWORD = "sage.demo@example.com", "demo-sage-200"
 
@@ -107,15 +106,8 @@ def test_hidden_tab_skips_polls(page, live_server):
 def test_saving_reminder_days_recolours_the_widget_at_once(page, live_server):
     from datetime import timedelta
 
-    from panel import clock
-    from panel.models import Company, User
-    from panel.sage import store
-
     with live_server.app.app_context():
-        company = Company.query.filter_by(name="Demo Ltd").one()
-        admin = User.query.filter_by(email="admin@example.com").one()
-        store.save_new(company, admin, {"access_token": "a", "refresh_token": "r", "expires_in": 480,
-                                        "refresh_token_expires_in": 20 * 86400}, clock.now())
+        connect_sage(lifetime=timedelta(days=20))
     sign_in(page, live_server.url)
     widget = page.locator("#token-widget")
     expect(widget.get_by_test_id("token-state")).to_have_text("Renew soon")  # 20 days left, 28-day window

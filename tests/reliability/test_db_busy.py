@@ -13,13 +13,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
+from support import Session, connect_sage, make_app
 
 from panel import clock
 from panel.extensions import db
+from panel.localtime import window_start
 from panel.models import AuditEvent, Company, SageToken, User
-from panel.sage import store
-from panel.sage.status import window_start
-from support import Session, make_app
 
 WINDOW = 2  # PANEL_DB_BUSY_SECONDS in these tests: short, so a lock held "too long" costs little time
 DAYS = "/settings/sage/reminders/days"
@@ -206,12 +205,9 @@ def test_a_fast_busy_failure_is_retried(app, admin):
 
 def connect(app) -> datetime:
     with app.app_context():
-        company = Company.query.filter_by(name="Demo Ltd").one()
-        admin = User.query.filter_by(email="admin@example.com").one()
         at = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
         clock.freeze(at)
-        token = store.save_new(company, admin, {"access_token": "a", "refresh_token": "r", "expires_in": 480}, at)
-        return token.expires_at
+        return connect_sage(at=at).expires_at
 
 
 def remind_from(app):

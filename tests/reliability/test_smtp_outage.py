@@ -16,16 +16,15 @@ import pytest
 import rq.job
 from aiosmtpd.controller import Controller
 from rq import SimpleWorker
+from smtp_server import Recorder
+from support import connect_sage, free_port, make_app
 
 from panel import clock
 from panel.extensions import db
+from panel.jobs import get_queue
 from panel.models import Company, ReminderDelivery, User
-from panel.queue import get_queue
 from panel.redis_conn import get_redis
 from panel.reminders import sweep
-from panel.sage import store
-from smtp_server import Recorder
-from support import free_port, make_app
 
 LONDON = ZoneInfo("Europe/London")
 START = datetime(2026, 11, 20, 9, 0, tzinfo=LONDON).astimezone(timezone.utc)  # past the 08:00 send hour
@@ -82,10 +81,9 @@ def outage_app(request, tmp_path, template_db, redis_server, monkeypatch):
             db.session.add(User(company=company, email=f"r{i:02d}@example.com", name=f"R {i:02d}",
                                 password_hash="x", notify_sage_token=True))
         db.session.commit()
-        admin = User.query.filter_by(email="admin@example.com").one()
         consent = START - timedelta(days=70)
         clock.freeze(consent)
-        store.save_new(company, admin, {"access_token": "a", "refresh_token": "r", "expires_in": 480}, consent)
+        connect_sage(at=consent)
         expected = sorted(u.email for u in User.query.filter_by(company_id=company.id, notify_sage_token=True))
         db.session.remove()
     # The worker's jobs run in this process on this app, and RQ schedules its retries on the panel's clock.

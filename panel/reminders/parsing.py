@@ -1,4 +1,4 @@
-"""PURE validation of the reminder settings as posted: each parser takes every value sent for its field."""
+"""PURE parsing of the reminder settings as posted: each parser takes every value sent for its field."""
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
-"""A short-lived, per-process cache of the polled widget fragment, so a 60-second poll costs about a bare request.
+"""The token widget's response: rendered on change events, and answered from a short-lived per-process cache for
+timed polls, so a 60-second poll costs about a bare request.
 
 Only requests marked as timed polls (``X-Panel-Poll: 1``, set by static/sage.js) are answered from it. Every
 event-driven refresh (a change on this page, the Login Now window, a tab becoming visible) renders afresh and
@@ -10,7 +11,12 @@ from __future__ import annotations
 
 import time
 
-from flask import Flask
+from flask import Flask, current_app, request, session
+from flask_login import current_user
+
+from ..render import fragment
+from ..sessions import poll_endpoint
+from .presenter import widget_context
 
 FRAGMENT_TTL = 30.0   # seconds a rendered widget may be served to timed polls
 IDENTITY_TTL = 10.0   # seconds a session's user id maps to (company, role) without a database read
@@ -44,3 +50,17 @@ def store(app: Flask, user, body: bytes) -> None:
             table.clear()
     state["who"][str(user.id)] = (now + IDENTITY_TTL, key)
     state["html"][key] = (now + FRAGMENT_TTL, body)
+
+
+@poll_endpoint
+def widget():
+    """The token widget partial, polled every 60 s (answered from a short cache) and refreshed on change events."""
+    if request.headers.get("X-Panel-Poll") == "1":
+        cached = lookup(current_app, session.get("_user_id"))
+        if cached is not None:
+            return current_app.response_class(cached, mimetype="text/html")
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()
+    resp = fragment("settings/_token_widget.html", **widget_context(current_user.company))
+    store(current_app, current_user, resp.get_data())
+    return resp

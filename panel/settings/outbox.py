@@ -1,17 +1,17 @@
-"""The demo outbox: without MAIL_SERVER (never in production) messages are written as .eml files and listed."""
+"""The demo outbox page: the messages written instead of sent (no MAIL_SERVER, never in production)."""
 from __future__ import annotations
 
-import os
 import re
-import uuid
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from flask import current_app
+from flask import abort, current_app, render_template, send_file
+from flask_login import current_user
 
-from .. import clock
+from ..auth import admin_required
+from ..reminders.delivery import outbox_folder, uses_outbox
 
 NAME = re.compile(r"\d{8}T\d{12}-[0-9a-f]{12}\.eml")
 LIMIT = 200  # the page lists the newest messages only
@@ -26,23 +26,6 @@ class Entry:
     subject: str
     date: object
     text: str
-
-
-def folder() -> Path:
-    """<instance>/outbox, created on first use."""
-    path = Path(current_app.instance_path) / "outbox"
-    path.mkdir(mode=0o700, exist_ok=True)
-    return path
-
-
-def write(message) -> str:
-    """Write a flask-mail ``message`` as an .eml file (atomically) and return its file name."""
-    name = f"{clock.now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.eml"
-    tmp = folder() / f".{name}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(message.as_bytes())
-    os.replace(tmp, folder() / name)
-    return name
 
 
 def _read(path: Path):
@@ -61,10 +44,9 @@ def _entry(path: Path, msg) -> Entry:
 
 def entries(company_id: int) -> list[Entry]:
     """The newest messages about ``company_id``, newest first (another company's mail is never listed)."""
-    if not (Path(current_app.instance_path) / "outbox").is_dir():
-        return []
     found: list[Entry] = []
-    for path in sorted((p for p in folder().iterdir() if NAME.fullmatch(p.name)), reverse=True):
+    folder = outbox_folder(current_app.instance_path)
+    for path in sorted((p for p in folder.iterdir() if NAME.fullmatch(p.name) and p.is_file()), reverse=True):
         msg = _read(path)
         if msg["X-Panel-Company"] == str(company_id):
             found.append(_entry(path, msg))
@@ -73,9 +55,23 @@ def entries(company_id: int) -> list[Entry]:
     return found
 
 
-def path_of(name: str, company_id: int) -> Path | None:
-    """The file of message ``name`` when it exists and is about ``company_id``; None otherwise."""
-    if not NAME.fullmatch(name or ""):
-        return None
-    path = folder() / name
-    return path if path.is_file() and _read(path)["X-Panel-Company"] == str(company_id) else None
+def _outbox_or_404() -> None:
+    if not uses_outbox(current_app.config):
+        abort(404)
+
+
+@admin_required
+def outbox_list():
+    """Demo outbox: the reminder emails written instead of sent, newest first (this company's only)."""
+    _outbox_or_404()
+    return render_template("settings/outbox.html", messages=entries(current_user.company_id))
+
+
+@admin_required
+def outbox_message(name: str):
+    """Download one message of the demo outbox as an .eml file."""
+    _outbox_or_404()
+    path = outbox_folder(current_app.instance_path) / name
+    if not NAME.fullmatch(name) or not path.is_file() or _read(path)["X-Panel-Company"] != str(current_user.company_id):
+        abort(404)
+    return send_file(path, mimetype="message/rfc822", as_attachment=True, download_name=name)

@@ -1,0 +1,43 @@
+"""THE SCREEN: Settings › Sage and My notifications — one blueprint; every URL of the screen is listed here.
+
+Each region of templates/settings/ has its view module: pages (the two full pages), widget (the polled token
+widget), connection (Login Now, callback, check, disconnect, activity), reminders (settings, recipients, switches),
+notifications (test email), outbox (demo mode). Views parse, call the domain (``panel.sage``, ``panel.reminders``)
+and render a partial; nothing imports this package but the app factory.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+from . import connection, notifications, outbox, pages, reminders, widget
+
+bp = Blueprint("settings", __name__)
+
+ROUTES = [
+    # rule                                              view                              methods
+    ("/",                                               pages.index,                      ["GET"]),
+    ("/settings/sage",                                  pages.sage,                       ["GET"]),
+    ("/settings/notifications",                         pages.notifications,              ["GET"]),
+    ("/settings/sage/widget",                           widget.widget,                    ["GET"]),
+    ("/settings/sage/audit",                            connection.audit_list,            ["GET"]),
+    ("/settings/sage/connect",                          connection.connect,               ["GET"]),
+    ("/settings/sage/callback",                         connection.callback,              ["GET"]),
+    ("/settings/sage/check",                            connection.check,                 ["POST"]),
+    ("/settings/sage/disconnect",                       connection.disconnect,            ["POST"]),
+    ("/settings/sage/reminders/<field>",                reminders.save_setting,           ["POST"]),
+    ("/settings/sage/recipients",                       reminders.recipient_list,         ["GET"]),
+    ("/settings/sage/recipients/count",                 reminders.recipient_count,        ["GET"]),
+    ("/settings/notifications/<int:user_id>",           reminders.switch,                 ["POST"]),
+    ("/settings/notifications/test-email",              notifications.test_email,         ["POST"]),
+    ("/settings/notifications/test-email/<job_id>",     notifications.test_email_status,  ["GET"]),
+    ("/settings/sage/outbox",                           outbox.outbox_list,               ["GET"]),
+    ("/settings/sage/outbox/<name>",                    outbox.outbox_message,            ["GET"]),
+]
+
+for _rule, _view, _methods in ROUTES:
+    bp.add_url_rule(_rule, view_func=_view, methods=_methods)
+
+
+def init_app(app: Flask) -> None:
+    """Register the screen's blueprint."""
+    app.register_blueprint(bp)

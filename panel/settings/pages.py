@@ -1,0 +1,34 @@
+"""The two full pages: Settings › Sage and My notifications."""
+from __future__ import annotations
+
+from flask import current_app, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from .. import audit
+from ..reminders import recipients
+from ..reminders.delivery import uses_outbox
+from .presenter import reminders_context, widget_context
+
+
+def index():
+    """The panel's home is the Sage settings screen."""
+    return redirect(url_for("settings.sage"))
+
+
+@login_required
+def sage():
+    """Settings › Sage: the token widget, reminder settings, recipients and the audit list."""
+    company = current_user.company
+    ctx = widget_context(company)
+    ctx.update(reminders_context(company, current_user, recipients.clean_query(request.args.get("q")),
+                                 recipients.page_number(request.args.get("page"))))
+    ctx["events"] = audit.latest(company.id) if current_user.is_admin else []
+    return render_template("settings/sage.html", **ctx)
+
+
+@login_required
+def notifications():
+    """My notifications: the signed-in person's own reminder switch and a test email."""
+    return render_template("settings/notifications.html", nav="notifications", person=current_user,
+                           company=current_user.company, test_email=None,
+                           outbox_enabled=uses_outbox(current_app.config))
