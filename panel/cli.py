@@ -13,6 +13,7 @@ from . import accounts, clock
 from .crypto import rotate
 from .extensions import db
 from .jobs import enqueue
+from .localtime import plural
 from .models import Company, Role, SageToken, User
 from .redis_conn import get_redis
 from .reminders.sweep import run as run_sweep
@@ -93,7 +94,7 @@ def reencrypt_tokens_command() -> None:
         token.refresh_token_enc = rotate(token.refresh_token_enc)
         count += 1
     db.session.commit()
-    click.echo(f"Re-encrypted {count} token(s) under the current key; older keys can now be removed.")
+    click.echo(f"Re-encrypted {plural(count, 'token')} under the current key; older keys can now be removed.")
 
 
 @click.command("send-reminders")
@@ -102,8 +103,8 @@ def reencrypt_tokens_command() -> None:
 def send_reminders_command(queue: bool) -> None:
     """Run a reminder sweep now (operators): claim what is due and send it."""
     r = run_sweep(clock.now(), inline=not queue)
-    click.echo(f"{r['companies_due']} compan{'y' if r['companies_due'] == 1 else 'ies'} due, {r['claimed']} claimed, "
-               f"{r['recovered']} recovered; " + (f"{r['batches']} batch(es) queued" if queue else
+    click.echo(f"{plural(r['companies_due'], 'company', 'companies')} due, {r['claimed']} claimed, "
+               f"{r['recovered']} recovered; " + (f"{plural(r['batches'], 'batch', 'batches')} queued" if queue else
                f"{r['sent']} sent, {r['failed']} failed, {r['skipped']} skipped, {r['retry']} to retry"))
 
 

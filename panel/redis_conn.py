@@ -4,9 +4,13 @@ from __future__ import annotations
 import fcntl
 import logging
 import tempfile
+import time
 from pathlib import Path
 
+import psutil
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from flask import current_app
 
 log = logging.getLogger(__name__)
@@ -80,11 +84,30 @@ def get_redis(app=None) -> redis.Redis:
     return client
 
 
-def stop_embedded() -> None:
-    """Shut down the embedded servers this process started (used by ``serve`` on exit)."""
-    for server in list(_embedded_servers.values()):
+def shutdown_server(url: str, pid: int | None, save: bool = True, wait: float = 10.0) -> None:
+    """Ask the Redis server at ``url`` to shut down (saving first unless ``save`` is False) and wait until it has.
+
+    The client makes no retries: the server closing the connection is the expected answer, and redis-py's default
+    retries would spend seconds reconnecting to a server that is going away.
+    """
+    client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=1, socket_timeout=wait)
+    try:
+        client.shutdown(save=save, nosave=not save)
+    except (redis.RedisError, OSError):
+        pass  # gone already, or went away while answering
+    deadline = time.monotonic() + wait
+    while pid and time.monotonic() < deadline:
         try:
-            server.shutdown(save=True)  # Redis 6.2: no NOW/FORCE flags
-        except Exception:  # noqa: BLE001 - already gone is fine
-            pass
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.01)
+
+
+def stop_embedded() -> None:
+    """Shut down the embedded servers this process started (used by ``serve`` on exit), saving their data."""
+    for server in list(_embedded_servers.values()):
+        if server.socket_file:
+            shutdown_server(f"unix://{server.socket_file}", server.pid, save=True)
     _embedded_servers.clear()

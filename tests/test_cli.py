@@ -40,6 +40,7 @@ def test_create_company_and_user(app, runner):
     with app.app_context():
         pat = User.query.filter_by(email="pat@acme.example").one()
         assert pat.is_admin and pat.company.timezone == "Australia/Sydney" and pat.check_password("longpassword")
+        assert pat.password_hash.startswith("scrypt:")  # the product hashes with scrypt (seeded test users do not)
 
 
 def test_cli_rejects_bad_input_clearly(app, runner):

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import email
 import html
-import os
 import re
 import socket
-import subprocess
-import sys
 from datetime import datetime, time, timedelta, timezone
 from email import policy
 from pathlib import Path
@@ -15,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
-from support import Session, base_env, connect_sage, free_port, make_app
+from support import Session, connect_sage, free_port, make_app, run_jobs
 
 from panel.extensions import db
 from panel.models import AuditEvent, User
 from panel.reminders import delivery
-from panel.reminders import jobs as testmail
+from panel.reminders import schedule as testmail
 from panel.reminders.delivery import Outcome
 from panel.reminders.mail import UnsafeHeader, compose_reminder, subject_for
 from panel.reminders.unsubscribe import person_for
@@ -361,20 +358,7 @@ def test_no_outbox_with_a_mail_server(mail_app):
         assert outbox.entries(1) == []
 
 
-# ---- "Send test email" through a real RQ worker ---------------------------------------------------------------
-
-def run_worker(app, smtp_port: int | None):
-    env = dict(os.environ)
-    env.update(base_env(), PANEL_INSTANCE_PATH=app.instance_path, REDIS_URL=app.config["REDIS_URL"],
-               DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], PANEL_BASE_URL=BASE)
-    if smtp_port:
-        env.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=str(smtp_port), MAIL_USE_TLS="0", MAIL_TIMEOUT="5")
-    rq = Path(sys.executable).parent / "rq"
-    done = subprocess.run([str(rq), "worker", "--burst", "-w", "panel.jobs.PanelWorker",
-                           "--url", app.config["REDIS_URL"], "panel"],
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-
+# ---- "Send test email" through an RQ worker (in this process) ---------------------------------------------------------------
 
 def poll_url(fragment: str) -> str:
     import re
@@ -396,7 +380,7 @@ def test_test_email_is_sent_by_the_worker_and_reported(mail_app, smtp):
     assert started.status_code == 200 and "Sending a test email to admin@example.com" in started.text
     url = poll_url(started.text)
     assert "every 1s" in admin.get(url, htmx=True).text  # queued: keep polling
-    run_worker(mail_app, smtp.port)
+    run_jobs(mail_app)
     final = admin.get(url, htmx=True)
     assert final.status_code == 200 and "Sent to admin@example.com." in final.text
     assert "hx-trigger" not in final.text  # the final fragment stops the polling
@@ -419,7 +403,7 @@ def test_test_email_is_sent_by_the_worker_and_reported(mail_app, smtp):
 def test_test_email_without_sage_is_a_labelled_preview(mail_app, smtp):
     ben = Session(mail_app.test_client(), "ben@example.com")
     url = poll_url(ben.post("/settings/notifications/test-email").text)
-    run_worker(mail_app, smtp.port)
+    run_jobs(mail_app)
     final = ben.get(url, htmx=True).text
     assert "Sent to ben@example.com — a preview, as Sage is not connected yet." in final
     [msg] = smtp.parsed()
@@ -430,7 +414,7 @@ def test_test_email_reports_why_it_could_not_send(mail_app, smtp):
     admin = Session(mail_app.test_client(), "admin@example.com")
     url = poll_url(admin.post("/settings/notifications/test-email").text)
     smtp.refuse["admin@example.com"] = "550 5.7.1 Relaying denied"
-    run_worker(mail_app, smtp.port)
+    run_jobs(mail_app)
     final = html.unescape(admin.get(url, htmx=True).text)
     assert "Couldn't send: 550 5.7.1 Relaying denied." in final and "hx-trigger" not in final
 

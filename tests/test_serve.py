@@ -47,7 +47,7 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path):
         names = " ".join(" ".join(c.cmdline()) for c in children)
         assert "rq worker" in names or "worker --with-scheduler" in names
         assert "gunicorn" in names
-        assert "cron panel.reminders.jobs" in names  # the reminder sweep's RQ cron process
+        assert "cron panel.reminders.schedule" in names  # the reminder sweep's RQ cron process
         assert (tmp_path / "inst" / "redis.sock").exists()  # embedded Redis on a socket in the instance folder
     finally:
         proc.send_signal(signal.SIGINT)

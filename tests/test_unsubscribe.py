@@ -74,7 +74,8 @@ def forged_tokens(app) -> dict[str, str]:
         olga = User.query.filter_by(email="olga@other.example").one()
         ids = {"u": chloe.id, "c": chloe.company_id}
         return {
-            "last character changed": good[:-1] + ("A" if good[-1] != "A" else "B"),
+            # Not the very last character: its low bits are base64 padding, so some replacements decode the same.
+            "signature character changed": good[:-5] + ("A" if good[-5] != "A" else "B") + good[-4:],
             "payload swapped": URLSafeTimedSerializer("x", salt="y").dumps({"u": olga.id, "c": olga.company_id})
                                .split(".")[0] + "." + good.split(".", 1)[1],
             "wrong key": URLSafeTimedSerializer("not-the-key", salt=unsubscribe.SALT).dumps(ids),
@@ -88,7 +89,7 @@ def forged_tokens(app) -> dict[str, str]:
         }
 
 
-@pytest.mark.parametrize("case", ["last character changed", "payload swapped", "wrong key", "wrong salt",
+@pytest.mark.parametrize("case", ["signature character changed", "payload swapped", "wrong key", "wrong salt",
                                   "wrong company", "nobody", "not ids", "too old", "garbage", "huge"])
 def test_forged_tokens_are_400_and_change_nothing(app, case):
     token = forged_tokens(app)[case]

@@ -1,6 +1,8 @@
 """Sign-in and sign-out pages."""
 from __future__ import annotations
 
+import functools
+
 from flask import (
     Blueprint,
     current_app,
@@ -23,8 +25,10 @@ from .throttle import account_key, address_key, locked_minutes, record_failure, 
 
 bp = Blueprint("auth", __name__)
 
-# Compared against when the email is unknown, so a miss costs as much time as a wrong password.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
+@functools.cache
+def _dummy_hash() -> str:
+    """Compared against when the email is unknown, so a miss costs as much time as a wrong password."""
+    return generate_password_hash("not-a-real-password")
 
 
 def _form(status: int = 200, error: str | None = None, email: str = "", next_url: str | None = None):
@@ -55,7 +59,7 @@ def login():
         return _form(429, _try_again(wait), email, next_url)
 
     user = db.session.execute(select(User).filter_by(email=email)).scalar_one_or_none()
-    ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+    ok = check_password_hash(user.password_hash if user else _dummy_hash(), password)
     if not (user and ok and user.active):
         lock = cfg["PANEL_LOGIN_LOCK_MINUTES"]
         record_failure(keys[0], cfg["PANEL_LOGIN_MAX_FAILURES"], lock, now)

@@ -14,6 +14,7 @@ from sqlalchemy import and_, or_, select
 from .. import clock
 from ..extensions import db
 from ..jobs import enqueue
+from ..localtime import plural
 from ..models import Company, ReminderDelivery, SageToken, User
 from ..models import DeliveryStatus as S
 from ..sage import store
@@ -26,7 +27,7 @@ COMPANY_BATCH = 500  # companies read per query; the query only ever returns com
 MAIL_BATCH = 50      # reminders per send job (one SMTP connection each)
 RETRY_INTERVALS = [30, 60, 120, 300, 600, 900]  # seconds between retries of a batch with transient failures
 
-SEND_JOB = "panel.reminders.jobs.send_batch"
+SEND_JOB = "panel.reminders.schedule.send_batch"
 
 
 @dataclass
@@ -172,7 +173,7 @@ def send_claimed(ids: list[int]) -> BatchResult:
                 result.retry += 1
                 result.reasons.append(outcome.reason)
     if result.retry:
-        raise TransientDeliveryError(f"{result.retry} reminder(s) to retry: {result.reasons[-1]}", result)
+        raise TransientDeliveryError(f"{plural(result.retry, 'reminder')} to retry: {result.reasons[-1]}", result)
     return result
 
 
@@ -184,7 +185,7 @@ def run(now: datetime, inline: bool = False) -> dict:
     for batch in result.batches:
         if not inline:
             enqueue(SEND_JOB, batch, retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
-                    job_timeout=600, description=f"send {len(batch)} Sage token reminder(s)")
+                    job_timeout=600, description=f"send {plural(len(batch), 'Sage token reminder')}")
             continue
         try:
             done = send_claimed(batch)

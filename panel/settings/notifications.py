@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 
 from ..auth import safe_next
 from ..extensions import htmx
-from ..reminders import jobs
+from ..reminders import schedule
 from ..render import fragment
 from ..sessions import poll_endpoint
 
@@ -14,7 +14,7 @@ from ..sessions import poll_endpoint
 @login_required
 def test_email():
     """Queue a test reminder to the person who clicked; the fragment then polls until it is sent or fails."""
-    state = jobs.start_test_email(current_user)
+    state = schedule.start_test_email(current_user)
     if not htmx:
         flash(state.message, "error" if state.ok is False else "info")
         return redirect(safe_next(request.referrer) or url_for("settings.notifications"))
@@ -25,7 +25,7 @@ def test_email():
 @poll_endpoint
 def test_email_status(job_id: str):
     """Progress of a test email: polled every second; the final answer carries no trigger, so polling stops."""
-    state = jobs.test_email_status(job_id, current_user)
+    state = schedule.test_email_status(job_id, current_user)
     if state is None:
         abort(404)
     return fragment("settings/_test_email.html", test_email=state)

@@ -1,7 +1,7 @@
-"""The reminders' background jobs: the periodic sweep (and its rq cron schedule), send batches, the test email.
+"""The reminders' background work: the rq cron schedule, the jobs it and the screen enqueue, the test email.
 
-Jobs are enqueued by dotted path, so the web process imports this module only to start a test email and read its
-progress. ``rq cron panel.reminders.jobs`` reads the schedule registered at the bottom.
+``rq cron panel.reminders.schedule`` reads the schedule registered at the bottom. Jobs are enqueued by dotted path,
+so the web process imports this module only to start a test email and read its progress.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from .. import audit, clock
 from ..audit import Action
 from ..extensions import db
 from ..jobs import QueueUnavailable, enqueue, with_app_context
+from ..localtime import plural
 from ..models import User
 from ..redis_conn import get_redis
 from ..sage import store
@@ -29,7 +30,7 @@ from . import delivery
 from . import sweep as sweeper
 from .mail import UnsafeHeader, compose_reminder
 
-TEST_JOB = "panel.reminders.jobs.send_test_email"
+TEST_JOB = "panel.reminders.schedule.send_test_email"
 JOB_ID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")  # RQ: uuid4
 GIVE_UP = timedelta(seconds=90)  # stop polling after this long without a final answer
 UNAVAILABLE = ("Background jobs are unavailable right now, so the test email could not be queued. "
@@ -96,7 +97,7 @@ def start_test_email(user) -> TestEmail:
         if not connection.set(key, "1", nx=True, ex=COOLDOWN_SECONDS):
             wait = max(int(connection.ttl(key)), 1)
             return TestEmail(ok=None, message=f"A test email was sent to {user.email} moments ago. "
-                                               f"You can send another in {wait} second{'s' if wait != 1 else ''}.")
+                                               f"You can send another in {plural(wait, 'second')}.")
     except (redis.RedisError, OSError):
         return TestEmail(ok=False, message=UNAVAILABLE)
     try:
@@ -138,7 +139,7 @@ def test_email_status(job_id: str, user) -> TestEmail | None:
     return TestEmail(job_id, True, None, f"Sending a test email to {user.email}…")
 
 
-# ---- the schedule: `rq cron panel.reminders.jobs` ----------------------------------------------------------------
+# ---- the schedule: `rq cron panel.reminders.schedule` ------------------------------------------------------------
 # Run exactly one cron process per deployment. RQ's CronScheduler has no lock, so two would enqueue every sweep
 # twice; that wastes work but sends nothing twice, because each reminder is claimed in the ledger first.
 cron.register(sweep, queue_name="panel", interval=INTERVAL_MINUTES * 60, job_timeout=900, name="reminder-sweep")
