@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 FLASK  := $(BIN)/flask --app wsgi
 PYTEST_ARGS ?=
+# Two test processes (one per core here): much of the suite waits on real servers, locks and browsers.
+PYTEST_N   ?= auto
 
 .PHONY: run test test-all test-postgres install install-dev migrate seed serve bench clean
 
@@ -13,22 +15,24 @@ run: $(VENV)/.installed
 	$(FLASK) serve
 
 test: $(VENV)/.installed-dev
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_N) -m "not slow" $(PYTEST_ARGS)
 
-# Everything, including the slow reliability tests (what .ci/run runs).
-test-all: $(VENV)/.installed-dev
-	$(BIN)/pytest $(PYTEST_ARGS)
+# Everything (what .ci/run runs): the fast suite, then the slow reliability tests on their own, because they
+# measure latency under load and must not share the two cores with the rest of the suite.
+test-all: test
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 # The integration tests again on PostgreSQL, the production database (.ci/run runs this too). Uses the server in
 # PANEL_TEST_DATABASE_URL (postgresql://user@host:port/postgres, a user that may create databases) when set,
 # otherwise a private throw-away cluster started by .ci/with-postgres (needs Debian's postgresql package).
 PG_TESTS := tests/test_reminder_sweep.py tests/test_reminder_worker.py tests/test_sage_store.py \
             tests/test_sage_flow.py tests/test_reminder_settings.py tests/test_recipients.py tests/reliability
+PG_RUN = $(BIN)/pytest -n $(PYTEST_N) -m "not slow" $(PG_TESTS) $(PYTEST_ARGS) && $(BIN)/pytest -m slow $(PG_TESTS) $(PYTEST_ARGS)
 test-postgres: $(VENV)/.installed-dev
 ifeq ($(strip $(PANEL_TEST_DATABASE_URL)),)
-	.ci/with-postgres $(BIN)/pytest $(PG_TESTS) $(PYTEST_ARGS)
+	.ci/with-postgres sh -c '$(PG_RUN)'
 else
-	$(BIN)/pytest $(PG_TESTS) $(PYTEST_ARGS)
+	$(PG_RUN)
 endif
 
 $(VENV)/bin/python:

@@ -71,7 +71,7 @@ def category(sql: str) -> str:
 def company_rows(total: int, due: int, later: int, seed: int):
     """Plans for ``total`` companies: ``due`` due now, ``later`` with an open window but a send hour still ahead."""
     from panel.reminders.plan import CompanyPlan, company_is_due
-    from panel.sage.status import window_start
+    from panel.localtime import window_start
 
     rng = random.Random(seed)
     kinds = ["due"] * due + ["later"] * later + ["far"] * (total - due - later)

@@ -131,7 +131,7 @@ def test_reencrypt_tokens_command_moves_tokens_to_the_new_key(app, ctx, runner):
     old = app.config["PANEL_ENCRYPTION_KEYS"]
     app.config["PANEL_ENCRYPTION_KEYS"] = [Fernet.generate_key().decode()] + old
     out = runner.invoke(args=["reencrypt-tokens"])
-    assert out.exit_code == 0 and "Re-encrypted 1 token(s)" in out.output
+    assert out.exit_code == 0 and "Re-encrypted 1 token under" in out.output
     app.config["PANEL_ENCRYPTION_KEYS"] = app.config["PANEL_ENCRYPTION_KEYS"][:1]  # old key removed
     token = store.current(company.id)
     assert decrypt(token.access_token_enc) == SECRET_ACCESS and decrypt(token.refresh_token_enc) == SECRET_REFRESH
