@@ -1,0 +1,135 @@
+"""Email as it travels: built with the standard library (``EmailMessage``, policy SMTP), headers that providers read
+raw written verbatim, address headers that a name cannot break, and the exact bytes handed to SMTP (made once).
+
+flask-mail (0.10) encodes ``List-Unsubscribe`` as an RFC 2047 encoded-word, which RFC 2369/8058 readers ignore;
+the standard policy does the same to any header too long for one line. So the headers that carry a URL or an id
+(List-Unsubscribe, List-Unsubscribe-Post, Message-ID) are checked ASCII values written on one line.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.headerregistry import Address, HeaderRegistry, UniqueAddressHeader, UniqueUnstructuredHeader
+from email.message import EmailMessage
+from email.utils import parseaddr
+from functools import cached_property, lru_cache
+
+# Anything that could end a header line or hide in one: C0/C1 controls, DEL, Unicode line/paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_ADDRESS = re.compile(r"[^\s<>(),;:\"\[\]\\@]+@[^\s<>(),;:\"\[\]\\@]+")
+_URL = re.compile(r"https?://[!#-;=?-~]{1,900}")  # printable ASCII except space, '"', '<', '>'; fits one line
+_VERBATIM = re.compile(r"[!-~](?:[ -~]{0,900}[!-~])?")  # one line of printable ASCII, no edge spaces
+
+
+class UnsafeHeader(ValueError):
+    """A value that would go into a header (an address or URL) contains characters that cannot be made safe."""
+
+
+def header_text(value: str, limit: int = 200) -> str:
+    """``value`` with every control character (CR, LF, NUL, ...) replaced by a space: safe in any header."""
+    return " ".join(_CONTROL.sub(" ", value or "").split())[:limit]
+
+
+def header_address(email: str) -> str:
+    """``email`` unchanged when it is one plain address; UnsafeHeader otherwise (never silently rewritten)."""
+    if not email or len(email) > 254 or not _ADDRESS.fullmatch(email):
+        raise UnsafeHeader(f"not a single plain email address: {email!r}")
+    return email
+
+
+def header_url(url: str) -> str:
+    """``url`` unchanged when it has no spaces, controls, quotes or angle brackets; UnsafeHeader otherwise."""
+    if not _URL.fullmatch(url or ""):
+        raise UnsafeHeader(f"unsafe URL for a header: {url!r}")
+    return url
+
+
+class VerbatimHeader(UniqueUnstructuredHeader):
+    """A header written exactly as given on one line: never encoded-words, never folded inside the value.
+
+    For values read raw by their readers: ``List-Unsubscribe: <https://…>`` (RFC 2369, RFC 8058) and msg-ids.
+    """
+
+    @classmethod
+    def parse(cls, value, kwds):
+        """Accept one line of printable ASCII only (≤ 998 octets with the name, RFC 5322 §2.1.1)."""
+        if not _VERBATIM.fullmatch(value):
+            raise UnsafeHeader(f"not a one-line ASCII header value: {value!r}")
+        super().parse(value, kwds)
+        kwds["decoded"] = value  # not decoded: "=?" in a URL stays as it is
+
+    def fold(self, *, policy):
+        """``Name: value`` and the line end, untouched."""
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+class MailboxHeader(UniqueAddressHeader):
+    """From/To with one mailbox, written so that every receiver finds exactly that one address.
+
+    Python 3.11's folder drops the quotes of a display name it has to split (CPython gh-80222), turning
+    ``"Padding …, attacker@evil.test" <victim@…>`` into two addresses. An ASCII mailbox (the standard library
+    quotes the name whenever it needs to) is therefore written on one line, ≤ 998 octets (RFC 5322 §2.1.1); a
+    non-ASCII name is folded by the library as RFC 2047 encoded-words, which keep specials inside them.
+    """
+
+    def fold(self, *, policy):
+        """One line for an ASCII mailbox; the library's encoded-word folding otherwise."""
+        text = str(self)
+        if text.isascii():
+            return f"{self.name}: {text}{policy.linesep}"
+        return super().fold(policy=policy)
+
+
+def _registry() -> HeaderRegistry:
+    registry = HeaderRegistry()  # our own: the module-level default registry is shared by every EmailPolicy
+    for name in ("list-unsubscribe", "list-unsubscribe-post", "message-id", "auto-submitted", "x-panel-company"):
+        registry.map_to_type(name, VerbatimHeader)
+    for name in ("from", "to"):
+        registry.map_to_type(name, MailboxHeader)
+    return registry
+
+
+# CRLF line ends, folding at 78; 7bit so that no relay needs 8BITMIME (non-ASCII text goes quoted-printable).
+POLICY = policy.SMTP.clone(cte_type="7bit", header_factory=_registry())
+
+
+@lru_cache(maxsize=32)
+def sender_address(configured: str) -> Address:
+    """MAIL_DEFAULT_SENDER ("Name <addr>" or "addr") as an address object; UnsafeHeader when it is not one."""
+    name, addr = parseaddr(configured)
+    return Address(display_name=header_text(name), addr_spec=header_address(addr))
+
+
+def mailbox(name: str, email: str) -> Address:
+    """``name <email>`` as an address object: the name cleaned of controls, the address checked (UnsafeHeader)."""
+    return Address(display_name=header_text(name), addr_spec=header_address(email))
+
+
+@dataclass
+class Outgoing:
+    """One message to one recipient: the ``EmailMessage``, its SMTP envelope, and its bytes (serialised once)."""
+
+    message: EmailMessage
+    sender: str     # envelope MAIL FROM
+    recipient: str  # envelope RCPT TO: the one recipient
+
+    @cached_property
+    def raw(self) -> bytes:
+        """The message exactly as sent: CRLF line ends, 7-bit, folded by POLICY."""
+        return self.message.as_bytes(policy=POLICY)
+
+
+def new_message(*, sender: Address, to: Address, subject: str, date: datetime, message_id: str,
+                headers: dict[str, str]) -> EmailMessage:
+    """An ``EmailMessage`` with these headers (``headers`` values are written verbatim, so checked); no body yet."""
+    msg = EmailMessage(policy=POLICY)
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = header_text(subject)
+    msg["Date"] = date
+    msg["Message-ID"] = message_id
+    for name, value in headers.items():
+        msg[name] = value
+    return msg
