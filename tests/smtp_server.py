@@ -37,6 +37,7 @@ class Recorder:
         self.received: list[Received] = []
         self.messages: list[email.message.EmailMessage] = []  # ``received``, parsed with policy.default
         self.connections = 0
+        self.port: int | None = None          # set by SMTPServer
         self.refuse: dict[str, str] = {}      # recipient -> reply for every RCPT (e.g. "550 …")
         self.fail_next: list[str] = []        # replies for the next MAIL FROM commands (e.g. ["421 …"])
         self.stall_rcpt: dict[str, float] = {}  # recipient -> seconds to stall at RCPT (once)
@@ -84,7 +85,7 @@ class SMTPServer:
 
     def __init__(self, tls_context=None):
         self.handler = Recorder()
-        self.port = free_port()
+        self.port = self.handler.port = free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, tls_context=tls_context)
 
     def __enter__(self):

@@ -95,16 +95,18 @@ def _registry() -> HeaderRegistry:
 POLICY = policy.SMTP.clone(cte_type="7bit", header_factory=_registry())
 
 
+def mailbox(name: str, email: str) -> Address:
+    """``name <email>`` as an address object: the name cleaned of controls, the address checked (UnsafeHeader)."""
+    # "=?" opens an RFC 2047 encoded-word: parsers decode one even inside a quoted name (a defect), so a name could
+    # pose as other text; a space keeps it literal.
+    return Address(display_name=header_text(name).replace("=?", "= ?"), addr_spec=header_address(email))
+
+
 @lru_cache(maxsize=32)
 def sender_address(configured: str) -> Address:
     """MAIL_DEFAULT_SENDER ("Name <addr>" or "addr") as an address object; UnsafeHeader when it is not one."""
     name, addr = parseaddr(configured)
-    return Address(display_name=header_text(name), addr_spec=header_address(addr))
-
-
-def mailbox(name: str, email: str) -> Address:
-    """``name <email>`` as an address object: the name cleaned of controls, the address checked (UnsafeHeader)."""
-    return Address(display_name=header_text(name), addr_spec=header_address(email))
+    return mailbox(name, addr)
 
 
 @dataclass
