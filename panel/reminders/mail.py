@@ -7,14 +7,14 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
-from flask import current_app, render_template
+from flask import current_app, g, render_template
 
 from ..localtime import format_local, local_date
 from ..sage.status import State, TokenStatus, token_status
 from . import recipients
 from .ics import FILENAME, expiry_event
-from .message import (Outgoing, UnsafeHeader, header_address, header_text, header_url, mailbox, new_message,
-                      sender_address)
+from .message import (Outgoing, UnsafeHeader, header_address, header_text, header_url, mailbox, multipart,
+                      new_message, sender_address, text_part)
 from .recipients import Admins
 from .unsubscribe import unsubscribe_url
 
@@ -35,6 +35,14 @@ def _preview_token(company, now: datetime):
     lifetime = current_app.config.get("SAGE_TOKEN_LIFETIME_DAYS", 90)
     return SimpleNamespace(expires_at=expires, consented_at=expires - timedelta(days=lifetime), generation=0,
                            connected_by_name=None, state="ok", state_reason=None)
+
+
+def _admins(company_id: int) -> Admins:
+    """The company's admins, read once per app context (a send job, a request): a batch names the same people."""
+    known = g.setdefault("panel_reminder_admins", {})
+    if company_id not in known:
+        known[company_id] = recipients.admins(company_id)
+    return known[company_id]
 
 
 def _message_id(company, user, token, now: datetime, host: str, unique: bool) -> str:
@@ -62,7 +70,7 @@ def compose_reminder(company, user, token, now: datetime, base_url: str, *, test
     unsubscribe = header_url(unsubscribe_url(base, user))
     for_admin = bool(user.is_admin)
     if admins is None:
-        admins = Admins(()) if for_admin else recipients.admins(company.id)
+        admins = Admins(()) if for_admin else _admins(company.id)
     subject = subject_for(status)
     if preview:
         subject = f"[Preview] {subject}"
@@ -90,15 +98,13 @@ def compose_reminder(company, user, token, now: datetime, base_url: str, *, test
                           "Auto-Submitted": "auto-generated",  # RFC 3834: no out-of-office replies
                           "X-Panel-Company": str(company.id),
                       })
-    msg.set_content(render_template("emails/token_reminder.txt", **ctx), cte="quoted-printable")
-    msg.add_alternative(render_template("emails/token_reminder.html", **ctx), subtype="html",
-                        cte="quoted-printable")
-    if not preview:  # a preview's dates are an example: nothing to put in a calendar
+    body = multipart("alternative", [text_part(render_template("emails/token_reminder.txt", **ctx)),
+                                     text_part(render_template("emails/token_reminder.html", **ctx), "html")])
+    if preview:  # a preview's dates are an example: nothing to put in a calendar
+        multipart("mixed", [body], into=msg)
+    else:
         ics = expiry_event(company_id=company.id, company_name=company.name, generation=shown.generation,
                            consented_at=shown.consented_at, expires_at=shown.expires_at, settings_url=settings_url,
                            host=host, for_admin=for_admin, admins=admins.named)
-        msg.add_attachment(ics, subtype="calendar", filename=FILENAME, cte="quoted-printable")
-    for part in msg.walk():
-        if part is not msg:
-            del part["MIME-Version"]  # the library repeats it on each part it creates; it belongs at the top only
+        multipart("mixed", [body, text_part(ics, "calendar", filename=FILENAME)], into=msg)
     return Outgoing(msg, sender.addr_spec, to.addr_spec)
