@@ -15,6 +15,7 @@ from wire import (assert_folded_within_78, assert_wire_ok, field, head_and_body,
 
 from panel.extensions import db
 from panel.models import Company, User
+from panel.reminders.ics import expiry_event
 from panel.reminders.mail import UnsafeHeader, compose_reminder
 from panel.reminders.unsubscribe import person_for
 
@@ -145,6 +146,8 @@ def test_a_display_name_never_becomes_another_address(mail_app, smtp, case):
     assert_wire_ok(got.raw)
     if case in ("long ASCII name with a comma", "quotes and a comma", "200 characters", "a comment"):
         assert name == NAMES[case]  # kept exactly, quoted on one line
+    if case == "an encoded-word look-alike":
+        assert name == "= ?utf-8?q?attacker=40evil.test?=, x"  # shown literally, not decoded into other text
 
 
 @pytest.mark.parametrize("address", ["ben@example.com\r\nBcc: x@evil.example", "ben@example.com, x@evil.example",
@@ -210,6 +213,16 @@ def test_many_admins_are_named_up_to_five_then_counted(mail_app, smtp):
     assert "and 2 more admins" in page
 
 
+def test_a_company_without_an_active_admin_says_so(mail_app, smtp):
+    with mail_app.app_context():
+        alice, = people("admin@example.com")
+        alice.active = False
+        db.session.commit()
+        text, page = parts(send_and_receive(smtp, reminder_for("ben@example.com")).raw)
+    assert "Your company has no active admin in the panel: ask whoever manages your CRM accounts." in text
+    assert "Alice Admin" not in text and "Your company has no active admin" in page
+
+
 def test_the_read_only_widget_names_the_admins(app, user, admin):
     with app.app_context():
         add_user("Zed Admin", "zed@example.com", role="admin")
@@ -254,6 +267,15 @@ def test_the_ics_holds_the_expiry_and_the_renewal_link(mail_app, smtp):
     [ben_event] = for_ben.walk("VEVENT")
     assert "Ask: Alice Admin <admin@example.com>" in str(ben_event["DESCRIPTION"])
     assert "Login Now" not in str(ben_event["DESCRIPTION"])
+
+
+def test_the_event_is_built_once_per_company_token_and_role(mail_app):
+    expiry_event.cache_clear()
+    with mail_app.app_context():
+        token = connect_sage(expires_at=NOW + timedelta(days=5))
+        for email in ("admin@example.com", "ben@example.com", "chloe@example.com") * 3:
+            reminder_for(email, token=token)
+    assert expiry_event.cache_info().misses == 2  # the admin's, and the one every user gets
 
 
 def test_a_renewal_gives_the_same_event_a_higher_sequence(mail_app, smtp):
