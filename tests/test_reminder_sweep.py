@@ -96,8 +96,8 @@ def test_reminders_continue_after_expiry_reworded(mail_app, smtp):
     for day in range(-1, 4):
         sweep_at(local(2027, 2, 10, 9, 0) + timedelta(days=day))
     subjects = [m["Subject"] for m in smtp.handler.messages if m["To"].addresses[0].addr_spec == "admin@example.com"]
-    assert subjects == ["Sage token expires tomorrow — renew now",
-                        "Sage token expired today — Sage sync has stopped",
+    assert subjects == ["Sage token expires in 22 hours — renew now",
+                        "Sage token expired 2 hours ago — Sage sync has stopped",
                         "Sage token expired 1 day ago — Sage sync has stopped",
                         "Sage token expired 2 days ago — Sage sync has stopped",
                         "Sage token expired 3 days ago — Sage sync has stopped"]

@@ -159,7 +159,8 @@ def test_login_now_is_for_admins_only(live_server):
     assert http.get(f"{live_server.url}/settings/sage/connect", allow_redirects=False).status_code == 403
     assert http.get(f"{live_server.url}/settings/sage/callback?code=x&state=y").status_code == 403
     page = http.get(f"{live_server.url}/settings/sage").text
-    assert "data-login-now" not in page and "Disconnect" not in page and "Ask a company admin" in page
+    assert "data-login-now" not in page and "Disconnect" not in page
+    assert "Only an admin can connect Sage; ask Alice Admin" in page
 
 
 def _connected(live_server) -> requests.Session:

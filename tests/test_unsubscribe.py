@@ -1,11 +1,14 @@
 """One-click unsubscribe (RFC 8058): signed links; GET only asks; POST works without cookies; forgeries change nothing."""
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+from support import Session, csrf_from
 
 from panel.models import AuditEvent, User
 from panel.reminders import unsubscribe
@@ -47,7 +50,7 @@ def test_one_click_post_without_cookies_or_csrf(app):
     assert notify(app, "chloe@example.com") is False
     assert unsubscribed_events(app) == [("Chloe Patel", "Chloe Patel: on → off (one-click unsubscribe link)")]
     again = fresh.post(f"/unsubscribe/{token}", data=ONE_CLICK)  # a second click is harmless
-    assert again.status_code == 200 and "already not getting" in again.text
+    assert again.status_code == 200 and "You're already unsubscribed" in again.text
     assert len(unsubscribed_events(app)) == 1
 
 
@@ -55,10 +58,50 @@ def test_the_link_in_the_email_works(app):
     with app.test_request_context():
         chloe = User.query.filter_by(email="chloe@example.com").one()
         msg = compose_reminder(chloe.company, chloe, None, datetime.now(timezone.utc), "https://panel.example")
-        url = msg.extra_headers["List-Unsubscribe"].strip("<>")
+        url = msg.message["List-Unsubscribe"].strip("<>")
     path = url.removeprefix("https://panel.example")
     assert app.test_client(use_cookies=False).post(path, data=ONE_CLICK).status_code == 200
     assert notify(app, "chloe@example.com") is False
+
+
+def test_get_when_already_unsubscribed_says_so_and_offers_a_sign_in(app):
+    token = token_for(app, "chloe@example.com")
+    fresh = app.test_client(use_cookies=False)
+    fresh.post(f"/unsubscribe/{token}", data=ONE_CLICK)
+    page = fresh.get(f"/unsubscribe/{token}")
+    assert page.status_code == 200 and "You're already unsubscribed" in page.text
+    assert ">Unsubscribe</button>" not in page.text  # nothing left to ask
+    assert 'href="/login?next=/settings/notifications">Sign in</a> to turn reminders back on' in page.text
+    assert "Turn reminders back on</button>" not in page.text  # a button only for the person, signed in
+
+
+def test_signed_in_the_person_can_turn_reminders_back_on(app):
+    token = token_for(app, "chloe@example.com")
+    chloe = Session(app.test_client(), "chloe@example.com")
+    done = chloe.client.post(f"/unsubscribe/{token}", data={})  # the page's own button, in her browser
+    assert "You're unsubscribed" in done.text and "Turn reminders back on</button>" in done.text
+    assert notify(app, "chloe@example.com") is False
+    page = chloe.get(f"/unsubscribe/{token}").text
+    assert "You're already unsubscribed" in page
+    form = re.search(r'<form method="post" action="([^"]+)" data-testid="resubscribe">(.*?)</form>', page, re.S)
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(2)))
+    assert fields["csrf_token"] == csrf_from(page) and fields["on"] == "1"
+    back = chloe.client.post(form.group(1), data=fields)  # a plain form POST: no htmx
+    assert back.status_code == 302 and back.headers["Location"].endswith("/settings/notifications")
+    assert notify(app, "chloe@example.com") is True
+    # Without the CSRF token the same form changes nothing.
+    chloe.client.post(f"/unsubscribe/{token}", data={})
+    assert chloe.client.post(form.group(1), data={"on": "1", "fragment": "own"}).status_code == 400
+    assert notify(app, "chloe@example.com") is False
+
+
+def test_signed_in_as_someone_else_gets_no_button(app):
+    token = token_for(app, "chloe@example.com")
+    app.test_client(use_cookies=False).post(f"/unsubscribe/{token}", data=ONE_CLICK)
+    ben = Session(app.test_client(), "ben@example.com")
+    page = ben.get(f"/unsubscribe/{token}").text
+    assert "You're already unsubscribed" in page and "Turn reminders back on</button>" not in page
+    assert "Sign in</a> to turn reminders back on" in page
 
 
 class OldSigner(TimestampSigner):

@@ -1,6 +1,8 @@
 """Send a batch of messages over ONE SMTP connection (timeout, verified TLS), one outcome per recipient.
 
-Without MAIL_SERVER (never in production) messages go to the demo outbox instead: .eml files in the instance folder.
+flask-mail opens the connection (``VerifiedConnection``); each ``Outgoing`` goes as its own bytes, built once by
+``message.py``, with ``sendmail``. Without MAIL_SERVER (never in production) messages go to the demo outbox
+instead: the same bytes as .eml files in the instance folder.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import flask_mail
 from flask import current_app
 
 from .. import clock
+from .message import Outgoing
 
 
 class Outcome(str, enum.Enum):
@@ -81,20 +84,15 @@ def outbox_folder(instance_path: str) -> Path:
     return path
 
 
-def write_outbox(message: flask_mail.Message) -> str:
+def write_outbox(message: Outgoing) -> str:
     """Write ``message`` to the demo outbox as an .eml file (atomically) and return its file name."""
     folder = outbox_folder(current_app.instance_path)
     name = f"{clock.now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}.eml"
     tmp = folder / f".{name}.tmp"
     with open(tmp, "wb") as fh:
-        fh.write(message.as_bytes())
+        fh.write(message.raw)
     os.replace(tmp, folder / name)
     return name
-
-
-def _address(message: flask_mail.Message) -> str:
-    to = message.recipients[0] if message.recipients else ""
-    return to[1] if isinstance(to, tuple) else str(to)
 
 
 def _by_code(to: str, code: int, text) -> Delivery:
@@ -104,14 +102,14 @@ def _by_code(to: str, code: int, text) -> Delivery:
     return Delivery(to, kind, f"{code} {text}".strip()[:500], code)
 
 
-def _one(conn: VerifiedConnection, message: flask_mail.Message) -> tuple[Delivery, bool]:
+def _one(conn: VerifiedConnection, message: Outgoing) -> tuple[Delivery, bool]:
     """Send one message; returns its outcome and whether the connection is still usable."""
-    to = _address(message)
+    to = message.recipient
+    if conn.host is None:  # MAIL_SUPPRESS_SEND: flask-mail connected nowhere
+        return Delivery(to, Outcome.SENT, "not sent: MAIL_SUPPRESS_SEND is on"), True
     try:
-        conn.send(message)
+        conn.host.sendmail(message.sender, [to], message.raw)
         return Delivery(to, Outcome.SENT), True
-    except flask_mail.BadHeaderError:
-        return Delivery(to, Outcome.PERMANENT, "refused: a header contained a line break"), True
     except smtplib.SMTPRecipientsRefused as exc:
         code, text = next(iter(exc.recipients.values()), (451, b"recipient refused"))
         return _by_code(to, code, text), code != 421  # smtplib closes the connection after a 421
@@ -144,9 +142,9 @@ class _Sender:
         else:
             self.conn = conn
 
-    def __call__(self, message: flask_mail.Message) -> Delivery:
+    def __call__(self, message: Outgoing) -> Delivery:
         """Send ``message`` (one recipient) and say what happened; never raises for SMTP or network trouble."""
-        to = _address(message)
+        to = message.recipient
         if self.outbox:
             return Delivery(to, Outcome.SENT, f"written to the demo outbox as {write_outbox(message)}")
         if self.conn is None and self.broken is None:
@@ -176,7 +174,7 @@ def open_sender():
         sender.close()
 
 
-def send_batch(messages: list[flask_mail.Message]) -> list[Delivery]:
+def send_batch(messages: list[Outgoing]) -> list[Delivery]:
     """Send ``messages`` (one recipient each) over one connection; never raises for one bad recipient."""
     with open_sender() as send:
         return [send(message) for message in messages]

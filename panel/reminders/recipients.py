@@ -1,5 +1,8 @@
-"""Notification recipients: who gets the reminder, searched and paginated in SQL, and switched one by one."""
+"""Notification recipients: who gets the reminder, searched and paginated in SQL, switched one by one; and the
+company's admins, whom everyone else is told to ask."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func, or_, select, update
@@ -8,10 +11,19 @@ from .. import audit
 from ..audit import Action
 from ..busy import retrying
 from ..extensions import db
-from ..models import User
+from ..models import Role, User
 
 PER_PAGE = 25
 MAX_QUERY = 100
+ADMINS_NAMED = 5  # emails and the widget name this many admins, then say how many more there are
+
+
+@dataclass(frozen=True)
+class Admins:
+    """The company's active admins as emails and the widget name them: ``named`` (name, email) and how many more."""
+
+    named: tuple[tuple[str, str], ...]
+    more: int = 0
 
 
 def clean_query(raw: str | None) -> str:
@@ -54,6 +66,20 @@ def count(company_id: int) -> int:
         select(func.count(User.id)).where(User.company_id == company_id, User.active.is_(True),
                                            User.notify_sage_token.is_(True))
     ).scalar_one()
+
+
+def admins(company_id: int, limit: int = ADMINS_NAMED) -> Admins:
+    """The company's active admins, in name order: the first ``limit`` named, the rest counted."""
+    rows = db.session.execute(
+        select(User.name, User.email).where(User.company_id == company_id, User.role == Role.ADMIN.value,
+                                            User.active.is_(True))
+        .order_by(func.lower(User.name), User.id).limit(limit + 1)).all()
+    if len(rows) <= limit:
+        return Admins(tuple((name, email) for name, email in rows))
+    total = db.session.execute(
+        select(func.count(User.id)).where(User.company_id == company_id, User.role == Role.ADMIN.value,
+                                           User.active.is_(True))).scalar_one()
+    return Admins(tuple((name, email) for name, email in rows[:limit]), total - limit)
 
 
 @retrying

@@ -55,7 +55,7 @@ def send_batch(ids: list[int]) -> dict:
 
 @with_app_context
 def send_test_email(user_id: int) -> dict:
-    """Send today's reminder, exactly as it would look, to user ``user_id`` (a preview when Sage isn't connected)."""
+    """Send user ``user_id`` the reminder as it would look to them now (a preview when Sage isn't connected)."""
     user = db.session.get(User, user_id)
     if user is None or not user.active:
         return {"ok": False, "to": None, "reason": "that account no longer exists or is inactive"}

@@ -159,7 +159,6 @@ def send_claimed(ids: list[int]) -> BatchResult:
                 ledger.finish(row_id, S.FAILED, now, user.email, f"unsafe address or name: {exc}")
                 result.failed += 1
                 continue
-            message.msgId = f"<sage-reminder.{row.company_id}.{row.user_id}.{row.generation}.{row.local_date}@panel>"
             outcome = send(message)
             if outcome.outcome is Outcome.SENT:
                 ledger.finish(row_id, S.SENT, clock.now(), user.email)

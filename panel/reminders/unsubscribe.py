@@ -1,10 +1,13 @@
 """One-click unsubscribe (RFC 8058): signed links naming user + company, and the small public blueprint they open.
 
-GET only asks; POST (no cookies, no sign-in, no CSRF token: the signed token is the proof) switches reminders off.
+GET only asks (or says "You're already unsubscribed"); POST (no cookies, no sign-in, no CSRF token: the signed
+token is the proof) switches reminders off. Once off, the page offers to switch them back on: a button when the
+person is signed in (the My notifications switch, CSRF-protected), a sign-in link otherwise.
 """
 from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app, render_template
+from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..audit import Action
@@ -55,9 +58,10 @@ def unsubscribe(person: User) -> bool:
     return switch(person, False, None, action=Action.UNSUBSCRIBED, how=" (one-click unsubscribe link)")
 
 
-def _page(status: int = 200, **ctx):
+def _page(status: int = 200, person: User | None = None, **ctx):
     no_referrer()  # the URL carries the signed token
-    return render_template("reminders/unsubscribe.html", **ctx), status
+    signed_in = person is not None and current_user.is_authenticated and current_user.id == person.id
+    return render_template("reminders/unsubscribe.html", person=person, signed_in=signed_in, **ctx), status
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET"])
@@ -66,7 +70,7 @@ def confirm(token: str):
     person = person_for(token)
     if person is None:
         return _page(400, error=FORGED)
-    return _page(person=person, token=token, done=False)
+    return _page(person=person, token=token, done=not person.notify_sage_token, changed=False)
 
 
 @bp.route("/unsubscribe/<token>", methods=["POST"])

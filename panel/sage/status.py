@@ -46,6 +46,16 @@ class TokenStatus:
     window_start_fraction: float
     reason: str | None
 
+    @property
+    def days_left(self) -> int | None:
+        """THE "days left" of subject, email and widget: see ``days_left()``; None when not connected."""
+        return days_left(self.remaining) if self.remaining is not None else None
+
+    @property
+    def headline(self) -> str:
+        """The leading part of ``remaining_text`` ("89 days", "5 hours", "expired 3 days ago"): the subject's."""
+        return self.remaining_text.split(", ", 1)[0]
+
 
 def _fraction(part: timedelta, whole: timedelta) -> float:
     # Clipped to 0..1 so a clock skew or an odd consent time cannot draw the bar outside its track.
@@ -87,6 +97,14 @@ def token_status(now: datetime, *, consented_at: datetime | None, expires_at: da
         remaining_text=format_remaining(remaining), lifetime_used=used, window_start=opens,
         window_start_fraction=opens_at, reason=needs_login_reason or None,
     )
+
+
+def days_left(delta: timedelta) -> int:
+    """Whole 24-hour days until expiry, rounded down (89 days 23 hours is 89; the last day is 0); after expiry,
+    minus the whole days since (3 days 5 hours ago is -3). The number leads the widget's time left."""
+    if delta > timedelta(0):
+        return delta // timedelta(days=1)
+    return -(-delta // timedelta(days=1))
 
 
 def format_remaining(delta: timedelta) -> str:

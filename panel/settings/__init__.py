@@ -32,6 +32,7 @@ ROUTES = [
     ("/settings/notifications/test-email/<job_id>",     notifications.test_email_status,  ["GET"]),
     ("/settings/sage/outbox",                           outbox.outbox_list,               ["GET"]),
     ("/settings/sage/outbox/<name>",                    outbox.outbox_message,            ["GET"]),
+    ("/settings/sage/outbox/<name>/html",               outbox.outbox_html,               ["GET"]),
 ]
 
 for _rule, _view, _methods in ROUTES:

@@ -58,6 +58,7 @@ def widget_context(company: Company) -> dict:
         needs_login_reason=reason,
     )
     return {"company": company, "token": token, "status": status, "now": now,
+            "admins": recipients.admins(company.id),  # named to everyone else in the read-only widget
             "last_reminder": ledger.last_reminder(company.id),
             "next_reminder": next_reminder(company, token, now)}
 
