@@ -31,21 +31,21 @@ class PanelLogger(Logger):
         logs.configure()
         self.log_everything = os.environ.get("PANEL_ACCESS_LOG_ALL", "").strip().lower() in {"1", "true", "yes", "on"}
 
-    def access(self, resp, req, environ, request_time):
+    def access(self, resp, req, wsgi, request_time):
         """Log one request: method, path (query redacted), status, bytes and milliseconds as fields."""
-        path = environ.get("PATH_INFO", "")
+        path = wsgi.get("PATH_INFO", "")
         if not self.access_log_enabled or (quiet(path) and not self.log_everything):
             return
-        query = environ.get("QUERY_STRING", "")
+        query = wsgi.get("QUERY_STRING", "")
         target = logs.scrub(path + ("?" + query if query else ""))
         status = getattr(resp, "status_code", None) or str(getattr(resp, "status", "-")).split(" ")[0]
         millis = round(request_time.total_seconds() * 1000, 1)
         size = getattr(resp, "sent", None)
-        self.access_log.info("%s %s %s %sms", environ.get("REQUEST_METHOD", "-"), target, status, millis,
-                             extra={"method": environ.get("REQUEST_METHOD", "-"), "path": target,
+        self.access_log.info("%s %s %s %sms", wsgi.get("REQUEST_METHOD", "-"), target, status, millis,
+                             extra={"method": wsgi.get("REQUEST_METHOD", "-"), "path": target,
                                     "status": int(status) if str(status).isdigit() else status,
                                     "bytes": size, "duration_ms": millis,
-                                    "remote_addr": environ.get("REMOTE_ADDR", "-")})
+                                    "remote_addr": wsgi.get("REMOTE_ADDR", "-")})
 
 
 # gunicorn settings (read by `-c python:panel.weblog` and by ./gunicorn.conf.py)
