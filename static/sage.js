@@ -93,14 +93,19 @@
   var lastState = widget() ? widget().getAttribute("data-state") : null;
   document.addEventListener("htmx:afterSettle", function (evt) {
     var el = widget();
-    if (!el) { return; }
+    if (!el || evt.target !== el) { return; }  // only the widget's own refreshes
     var state = el.getAttribute("data-state");
     if (state !== lastState) {
       lastState = state;
       var announcer = document.getElementById("token-announcer");
       if (announcer) { announcer.textContent = el.getAttribute("data-announce-text") || ""; }
     }
-    if (focusWidgetNext && evt.target === el) {
+    // The connection card follows: fetch it again when it still shows the other side of connected/not connected.
+    var card = document.getElementById("sage-connection");
+    if (card && (card.getAttribute("data-connected") === "yes") !== (state !== "not_connected")) {
+      htmx.trigger(card, "panel-refresh");
+    }
+    if (focusWidgetNext) {
       focusWidgetNext = false;
       el.focus();
     }

@@ -96,6 +96,15 @@ def _callback_result(ok: bool, message: str):
 
 
 @admin_required
+def connection_card():
+    """The connection card as the token is now (after a Login Now, or a change made in another window)."""
+    if not htmx or htmx.boosted:
+        return redirect(url_for("settings.sage", _anchor="sage-connection"))
+    company = current_user.company
+    return fragment("settings/_connection.html", company=company, token=store.current(company.id))
+
+
+@admin_required
 def check():
     """Check connection: GET /sites with the token; list the sites and companies, or show the error."""
     company = current_user.company
