@@ -176,8 +176,11 @@ def test_web_worker_and_cron_write_one_json_format(tmp_path):
     env = dict(os.environ, **base_env(PANEL_INSTANCE_PATH=str(tmp_path / "inst"), REDIS_URL=url,
                                       PANEL_LOG_FORMAT="json"))
     env.pop("DATABASE_URL", None)
-    subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], env=env, cwd=ROOT, check=True,
-                   capture_output=True, timeout=120)
+    upgrade = subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], env=env, cwd=ROOT,
+                             check=True, capture_output=True, text=True, timeout=120)
+    migrated = json_lines(upgrade.stderr)  # migrations log in the same format (not alembic.ini's)
+    assert {line["process"] for line in migrated} == {"cli"}
+    assert any("Running upgrade" in line["message"] for line in migrated)
     port = free_port()
     web = subprocess.Popen([str(BIN / "gunicorn"), "-c", "python:panel.weblog", "--bind", f"127.0.0.1:{port}",
                             "--workers", "1", "wsgi:app"], env=env, cwd=ROOT, stdout=subprocess.PIPE,

@@ -134,7 +134,7 @@ def test_widget_state_changes_are_announced_once(page, live_server):
 def test_activity_shows_five_then_show_more_moves_focus(page, live_server):
     with live_server.app.app_context():
         company = db.session.execute(db.select(Company).filter_by(name="Demo Ltd")).scalar_one()
-        for n in range(8):
+        for n in range(27):
             audit.record(company.id, Action.SETTING_CHANGED, f"Change {n}", actor_name="Alice Admin")
         db.session.commit()
     sign_in(page, live_server.url)
@@ -143,7 +143,13 @@ def test_activity_shows_five_then_show_more_moves_focus(page, live_server):
     more = page.get_by_role("button", name="Show more")
     more.focus()
     page.keyboard.press("Enter")
-    expect(rows).to_have_count(8)
+    expect(rows).to_have_count(25)  # 20 more
     expect(rows.nth(5)).to_be_focused()
-    expect(rows.nth(5)).to_contain_text("Change 2")
+    expect(rows.nth(5)).to_contain_text("Change 21")
+    page.get_by_role("button", name="Show more").click()
+    expect(rows).to_have_count(27)
+    expect(rows.nth(25)).to_be_focused()
     expect(page.get_by_role("button", name="Show more")).to_have_count(0)
+    page.evaluate("htmx.trigger(document.body, 'sage-token-changed')")  # a change elsewhere keeps all 27 shown
+    page.wait_for_timeout(300)
+    expect(rows).to_have_count(27)
