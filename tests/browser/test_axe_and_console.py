@@ -16,6 +16,7 @@ from support import connect_sage, sign_in
 from panel import clock
 from panel.extensions import db
 from panel.models import Company, SageToken, User
+from panel.reminders.unsubscribe import unsubscribe_url
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 DEMO_EMAIL, DEMO_PASSWORD = "sage.demo@example.com", "demo-sage-200"
@@ -145,7 +146,13 @@ def test_user_pages_and_narrow_screen_have_no_axe_violations(browser, live_serve
     page.get_by_role("link", name="My notifications").first.click()
     page.get_by_role("switch", name="Email me Sage token reminders").click()
     check("user, my notifications, 360 px")
+    with live_server.app.app_context():
+        ben = db.session.execute(db.select(User).filter_by(email="ben@example.com")).scalar_one()
+        link = unsubscribe_url(live_server.url, ben)
     page.context.clear_cookies()
+    page.goto(link)
+    expect(page.get_by_role("button", name="Unsubscribe")).to_be_visible()
+    check("one-click unsubscribe page, 360 px")
     sign_in(page, live_server.url)
     check("admin, 360 px")
     # The audit can fail: a field without a label is reported.
