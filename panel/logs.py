@@ -88,6 +88,8 @@ class TextFormatter(logging.Formatter):
         line = (f"{_utc(record)} {getattr(record, 'process_name', '-')}[{record.process}] {record.levelname} "
                 f"{record.name}: {record.getMessage()}")
         fields = extras(record)
+        if fields.get("event") == record.getMessage():
+            del fields["event"]  # the message already names it
         if fields:
             line += " " + " ".join(f"{k}={_text(v)}" for k, v in fields.items())
         if record.exc_info and not record.exc_text:
