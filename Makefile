@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # Two test processes (one per core here): much of the suite waits on real servers, locks and browsers.
 PYTEST_N   ?= auto
 
-.PHONY: run test test-all test-postgres install install-dev migrate seed serve bench clean
+.PHONY: run test test-all test-postgres install install-dev migrate seed serve bench screenshots clean
 
 run: $(VENV)/.installed
 	$(FLASK) db upgrade
@@ -57,6 +57,10 @@ migrate: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The screenshots in docs/screenshots/, taken from the running app (flask serve) in Chromium: run after UI changes.
+screenshots: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.screenshots
 
 # Benchmarks 1, 2 and 4 (bench/README.md): by hand, never in `make test`; loopback only, about 7 minutes.
 # Needs wrk (apt-get install -y wrk); the widget profile uses pyinstrument when installed.

@@ -1,17 +1,16 @@
 import logging
-from logging.config import fileConfig
 
 from flask import current_app
 
 from alembic import context
+from panel.logs import configure
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# The panel's one log format (not alembic.ini's): fileConfig would also disable every logger that exists already.
+configure()
 logger = logging.getLogger('alembic.env')
 
 

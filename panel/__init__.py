@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
+import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import ConfigError, load_config, production_problems
+from . import logs
+from .config import ConfigError, ensure_instance, load_config, production_problems
 from .extensions import csrf, db, htmx, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: configuration, extensions, blueprints, error handlers and security headers."""
+    logs.configure()  # before anything logs: one format in every process
     overrides = dict(config or {})
     instance_path = (overrides.pop("INSTANCE_PATH", None) or os.environ.get("PANEL_INSTANCE_PATH")
                      or str(ROOT / "instance"))
@@ -24,13 +28,15 @@ def create_app(config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
-    os.makedirs(app.instance_path, exist_ok=True)
     env = overrides.pop("ENV_VARS", None)
     app.config.update(load_config(app.instance_path, env))
     app.config.update(overrides)
     problems = production_problems(app.config)
     if problems:
         raise ConfigError("Refusing to start in production: " + "; ".join(problems) + ".")
+
+    if not _listing_help():
+        ensure_instance(app.config, app.instance_path)  # the folder, and development secrets on first start
 
     if app.config["PANEL_TRUSTED_PROXIES"]:
         n = app.config["PANEL_TRUSTED_PROXIES"]
@@ -44,6 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
         cli,
         demo_sageid,
         errors,
+        health,
         render,
         security,
         sessions,
@@ -59,9 +66,14 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("MAIL_SUPPRESS_SEND", False)
     mail.init_app(app)
 
-    for part in (security, render, auth, sessions, errors, demo_sageid, settings, unsubscribe, cli):
+    for part in (security, render, auth, sessions, errors, health, demo_sageid, settings, unsubscribe, cli):
         part.init_app(app)
     return app
+
+
+def _listing_help() -> bool:
+    """True while `flask … --help` builds the app only to list its commands: then nothing may be written."""
+    return click.get_current_context(silent=True) is not None and "--help" in sys.argv[1:]
 
 
 __all__ = ["create_app", "ConfigError"]

@@ -78,16 +78,23 @@ def create_user(company: Company, email: str, name: str, password: str, role: Ro
 
 
 def seed_demo(app: Flask) -> Company:
-    """Create Demo Ltd with one admin and three users (idempotent); the admin's password is ``demo_password``."""
+    """Create Demo Ltd with one admin and three users (idempotent); every one of them signs in with
+    ``demo_password``, so both roles can be tried (a demo person whose password differs gets it back)."""
     password = demo_password(app)
     company = (db.session.execute(select(Company).filter_by(name=DEMO_COMPANY)).scalar_one_or_none()
                or create_company(DEMO_COMPANY))
     for name, email, role in DEMO_USERS:
         user = db.session.execute(select(User).filter_by(email=email)).scalar_one_or_none()
         if user is None:
-            pw = password if role is Role.ADMIN else secrets.token_urlsafe(12)
-            create_user(company, email, name, pw, role, notify=role is Role.ADMIN)
-        elif role is Role.ADMIN and app.config.get("PANEL_DEMO_PASSWORD") and not user.check_password(password):
+            create_user(company, email, name, password, role, notify=role is Role.ADMIN)
+        elif user.company_id == company.id and not user.check_password(password):
             user.set_password(password)
             db.session.commit()
     return company
+
+
+def demo_people(company: Company) -> list[User]:
+    """The demo company's seeded people, admin first, as seed-demo lists them."""
+    emails = [email for _name, email, _role in DEMO_USERS]
+    found = db.session.execute(select(User).where(User.company_id == company.id, User.email.in_(emails))).scalars()
+    return sorted(found, key=lambda u: emails.index(u.email))

@@ -1,13 +1,18 @@
 """Flask CLI commands: create-company, create-user, seed-demo, doctor, serve, reencrypt-tokens, send-reminders."""
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
 import click
+from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import accounts, clock
 from .crypto import rotate
@@ -55,22 +60,64 @@ def create_user_command(company_id: int, email: str, name: str, role: str, notif
     click.echo(f"Created {user.role} {user.email} in {company.name}")
 
 
+UPGRADE = "run `flask --app wsgi db upgrade`"
+
+
+def migration_problem() -> str | None:
+    """Why the database does not match this release's migrations (with the command that fixes it), or None."""
+    script = ScriptDirectory.from_config(_alembic_config())
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)  # not "Context impl SQLiteImpl."
+    try:
+        with db.engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    except SQLAlchemyError as exc:
+        return f"the database can't be reached ({type(exc).__name__}: {str(exc.orig or exc).splitlines()[0]})"
+    heads = set(script.get_heads())
+    if not current:
+        return f"the database has no tables yet: {UPGRADE}"
+    if current != heads:
+        return (f"the database is at migration {', '.join(sorted(current))} but this release needs "
+                f"{', '.join(sorted(heads))}: {UPGRADE}")
+    return None
+
+
+def _alembic_config() -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", current_app.extensions["migrate"].directory)
+    return config
+
+
+def _require_migrated() -> None:
+    problem = migration_problem()
+    if problem:
+        raise click.ClickException(problem[0].upper() + problem[1:] + ".")
+
+
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo_command() -> None:
-    """Create Demo Ltd with one admin and three users (idempotent) and print the admin sign-in."""
+    """Create Demo Ltd with one admin and three users (idempotent) and print every demo sign-in."""
     app = current_app._get_current_object()
-    _checked(accounts.seed_demo, app)
-    click.echo(f"Demo company: {accounts.DEMO_COMPANY}. "
-               f"Sign in as {accounts.DEMO_ADMIN} with password: {accounts.demo_password(app)}")
+    if app.config["PRODUCTION"]:
+        raise click.ClickException("seed-demo creates accounts with a known password, so it does not run when "
+                                   "PANEL_ENV=production.")
+    _require_migrated()
+    company = _checked(accounts.seed_demo, app)
+    click.echo(f"Demo company: {company.name} (company id {company.id})")
+    click.echo(f"Sign in at {app.config['PANEL_BASE_URL']}/login as any of these people, "
+               f"each with the demo password: {accounts.demo_password(app)}")
+    for person in accounts.demo_people(company):
+        reminders = "reminders on" if person.notify_sage_token else "reminders off"
+        click.echo(f"  {person.role:<5}  {person.email:<20}  {person.name} ({reminders})")
 
 
 @click.command("doctor")
 @with_appcontext
 @click.option("--timeout", default=20, show_default=True, help="seconds to wait for a worker")
 def doctor_command(timeout: int) -> None:
-    """Check the database, Redis and a worker round trip; exit non-zero on the first failure."""
-    click.echo(f"database: {db.session.execute(select(func.count(User.id))).scalar_one()} users")
+    """Check the database (and its migrations), Redis and a worker round trip; exit non-zero on the first failure."""
+    _require_migrated()
+    click.echo(f"database: migrated, {db.session.execute(select(func.count(User.id))).scalar_one()} users")
     click.echo(f"redis: {'ok' if get_redis().ping() else 'no answer'}")
     job = enqueue("panel.jobs.ping", uuid.uuid4().hex)
     deadline = time.monotonic() + timeout

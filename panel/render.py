@@ -1,8 +1,11 @@
 """Rendering shared by pages, htmx fragments and emails: the fragment response, ``Vary: HX-Request``, Jinja filters."""
 from __future__ import annotations
 
+import re
+
 from flask import Flask, Response, render_template
 from flask_htmx import make_response as htmx_response
+from markupsafe import Markup
 
 from .audit import label
 from .localtime import format_local, plural
@@ -18,14 +21,21 @@ def fragment(template: str, code: int = 200, trigger: str | None = None, **ctx):
     return htmx_response(render_template(template, **ctx), code, trigger=trigger)
 
 
+def email_breaks(address: str) -> Markup:
+    """An email address with line-break opportunities (<wbr>) before "@" and each ".", so a narrow screen wraps
+    it between its parts instead of mid-word."""
+    return Markup("<wbr>").join(re.split(r"(?=[@.])", address or ""))
+
+
 def _local(at, tz_name: str) -> str:
     return format_local(at, tz_name) if at is not None else ""
 
 
 def init_app(app: Flask) -> None:
-    """Register the filters (``local``, ``plural``), the ``audit_label`` global and the Vary hook."""
+    """Register the filters (``local``, ``plural``, ``email_breaks``), the ``audit_label`` global and the Vary hook."""
     app.add_template_filter(_local, "local")
     app.add_template_filter(plural, "plural")
+    app.add_template_filter(email_breaks, "email_breaks")
     app.add_template_global(label, "audit_label")
 
     @app.after_request

@@ -1,10 +1,12 @@
-// Sage token widget: Login Now window, instant refresh when the window reports back,
-// polling paused in hidden tabs, and a visible stale state when a poll fails.
+// Sage token widget: Login Now window, instant refresh when the window reports back (focus then moves to the
+// widget), a changed state announced to screen readers, polling paused in hidden tabs, and a visible stale
+// state when a poll fails.
 (function () {
   "use strict";
   var EVENT = "sage-token-changed";
   var CHANNEL = "sage-panel";
   var lastUpdated = new Date();
+  var focusWidgetNext = false;  // set by a Login Now result: the refreshed widget takes focus
 
   function widget() { return document.getElementById("token-widget"); }
 
@@ -14,24 +16,26 @@
 
   function refreshNow() { htmx.trigger(document.body, EVENT); }
 
-  // --- Login Now: a centred popup; if the browser blocks it, the same flow runs in this window. ---
-  document.addEventListener("click", function (evt) {
-    var link = evt.target.closest && evt.target.closest("a[data-login-now]");
-    if (!link || evt.button !== 0 || evt.ctrlKey || evt.metaKey || evt.shiftKey) { return; }
+  // --- Login Now (a button in a GET form, so Space and Enter work): a centred popup; if the browser blocks it,
+  // the form navigates this window through the same flow. ---
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target.closest && evt.target.closest("form[data-login-now]");
+    if (!form) { return; }
     var w = 520, h = 680;
     var left = Math.max(0, (window.screenX || 0) + (window.outerWidth - w) / 2);
     var top = Math.max(0, (window.screenY || 0) + (window.outerHeight - h) / 2);
-    var url = link.href + (link.href.indexOf("?") < 0 ? "?" : "&") + "popup=1";
+    var url = form.action + (form.action.indexOf("?") < 0 ? "?" : "&") + "popup=1";
     var popup = window.open(url, "sage-login", "popup=yes,width=" + w + ",height=" + h + ",left=" + left + ",top=" + top);
     if (popup) {
       evt.preventDefault();
       popup.focus();
-    } // else: popup blocked — let the link navigate this window through the same flow.
+    } // else: popup blocked — the form navigates this window.
   });
 
   // The sign-in window reports back (same origin only), by postMessage and by BroadcastChannel.
   function onResult(data) {
     if (!data || data.type !== EVENT) { return; }
+    focusWidgetNext = true;  // the button that opened the window is replaced by the refresh: don't leave focus on <body>
     refreshNow();
     if (data.ok === false && data.message && window.panel) { window.panel.flash(data.message, "error"); }
     if (data.ok === true && data.message && window.panel) { window.panel.flash(data.message, "success"); }
@@ -82,6 +86,28 @@
   document.addEventListener("htmx:afterSwap", function (evt) {
     if (evt.detail.elt && (evt.detail.elt.id === "token-widget" || evt.detail.target.id === "token-widget")) {
       lastUpdated = new Date();
+    }
+  });
+
+  // --- A changed state (Connected → Renew soon → Expired, …) is announced once; identical polls say nothing. ---
+  var lastState = widget() ? widget().getAttribute("data-state") : null;
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    var el = widget();
+    if (!el || evt.target !== el) { return; }  // only the widget's own refreshes
+    var state = el.getAttribute("data-state");
+    if (state !== lastState) {
+      lastState = state;
+      var announcer = document.getElementById("token-announcer");
+      if (announcer) { announcer.textContent = el.getAttribute("data-announce-text") || ""; }
+    }
+    // The connection card follows: fetch it again when it still shows the other side of connected/not connected.
+    var card = document.getElementById("sage-connection");
+    if (card && (card.getAttribute("data-connected") === "yes") !== (state !== "not_connected")) {
+      htmx.trigger(card, "panel-refresh");
+    }
+    if (focusWidgetNext) {
+      focusWidgetNext = false;
+      el.focus();
     }
   });
   ["htmx:responseError", "htmx:sendError", "htmx:timeout"].forEach(function (name) {

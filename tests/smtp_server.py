@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import email
+import logging
 import threading
 from dataclasses import dataclass
 from email import policy
 
 from aiosmtpd.controller import Controller
 from support import free_port
+
+# aiosmtpd logs every SMTP command at INFO; the panel's handler shows INFO, and the test server's chatter (often
+# from its own thread after a test has ended) is not what a test run should print.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)

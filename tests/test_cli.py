@@ -1,7 +1,20 @@
 """CLI commands: seed-demo, create-company, create-user."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from support import PASSWORD, Session, base_env
+
+from panel.extensions import db
 from panel.models import Company, User
+
+ROOT = Path(__file__).resolve().parent.parent
+FLASK = [str(Path(sys.executable).parent / "flask"), "--app", "wsgi"]
 
 
 def test_seed_demo_is_idempotent_and_prints_the_login(app, runner):
@@ -51,3 +64,61 @@ def test_cli_rejects_bad_input_clearly(app, runner):
     assert dup.exit_code != 0 and "already exists" in dup.output
     nobody = runner.invoke(args=["create-user", "--company", "999", "--email", "a@b.c"], input="longpassword\nlongpassword\n")
     assert nobody.exit_code != 0 and "No company with id 999" in nobody.output
+
+
+def test_seed_demo_prints_every_sign_in_and_the_company_id(app, runner):
+    """Both roles can be tried without reading code: every demo person and the one demo password are printed."""
+    out = runner.invoke(args=["seed-demo"])
+    assert out.exit_code == 0, out.output
+    with app.app_context():
+        demo = db.session.execute(select(Company).filter_by(name="Demo Ltd")).scalar_one()
+        people = {u.email: u for u in demo.users}
+        assert f"company id {demo.id}" in out.output
+        for email in ("admin@example.com", "ben@example.com", "chloe@example.com", "dan@example.com"):
+            assert email in out.output
+            assert people[email].check_password(PASSWORD)  # the printed password signs each of them in
+    assert f"demo password: {PASSWORD}" in out.output
+    line = next(ln for ln in out.output.splitlines() if "ben@example.com" in ln)
+    assert line.split()[0] == "user"
+    # and an ordinary user really signs in with it
+    Session(app.test_client(), "dan@example.com", PASSWORD)
+
+
+def test_seed_demo_refuses_production(app, runner):
+    app.config["PRODUCTION"] = True
+    out = runner.invoke(args=["seed-demo"])
+    assert out.exit_code != 0 and "PANEL_ENV=production" in out.output
+
+
+def test_doctor_on_an_unmigrated_database_says_what_to_run(tmp_path):
+    """No traceback: one line naming the command that fixes it, exit status 1."""
+    env = dict(os.environ, **base_env(PANEL_INSTANCE_PATH=str(tmp_path / "inst"), REDIS_URL="redis://127.0.0.1:1"))
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(FLASK + ["doctor"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Error: The database has no tables yet: run `flask --app wsgi db upgrade`." in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert len((done.stdout + done.stderr).strip().splitlines()) == 1
+
+
+def test_doctor_names_a_database_behind_this_release(app, runner):
+    with app.app_context():
+        db.session.execute(text("UPDATE alembic_version SET version_num = '0004_reminder_ledger'"))
+        db.session.commit()
+    out = runner.invoke(args=["doctor"])
+    assert out.exit_code == 1
+    assert "at migration 0004_reminder_ledger" in out.output and "run `flask --app wsgi db upgrade`" in out.output
+
+
+@pytest.mark.parametrize("args", [["--help"], ["db", "upgrade", "--help"]])
+def test_help_creates_no_files(tmp_path, args):
+    """Asking for help builds the app to list commands, and writes nothing: no instance folder, no secrets."""
+    instance = tmp_path / "inst"
+    env = dict(os.environ, PANEL_INSTANCE_PATH=str(instance))
+    for name in ("SECRET_KEY", "PANEL_ENCRYPTION_KEYS", "DATABASE_URL", "REDIS_URL"):
+        env.pop(name, None)
+    done = subprocess.run(FLASK + args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Usage:" in done.stdout
+    assert not instance.exists()
+    assert list(tmp_path.iterdir()) == []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 
 from flask import (
     Blueprint,
@@ -17,7 +18,7 @@ from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .. import clock
+from .. import clock, events
 from ..extensions import db
 from ..models import User
 from .guards import safe_next
@@ -65,7 +66,10 @@ def login():
         record_failure(keys[0], cfg["PANEL_LOGIN_MAX_FAILURES"], lock, now)
         record_failure(keys[1], cfg["PANEL_LOGIN_MAX_FAILURES_PER_ADDRESS"], lock, now)
         wait = locked_minutes(keys, now)
-        if wait:
+        if wait:  # this failure is the one that locked it (a locked key is answered above, before counting)
+            events.emit(events.SIGN_IN_LOCKED, company_id=getattr(user, "company_id", None),
+                        actor_id=getattr(user, "id", None), address=request.remote_addr, minutes=wait,
+                        level=logging.WARNING)
             return _form(429, _try_again(wait), email, next_url)
         return _form(401, "Email or password is incorrect.", email, next_url)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func, or_, select, update
 
-from .. import audit
+from .. import audit, events
 from ..audit import Action
 from ..busy import retrying
 from ..extensions import db
@@ -94,5 +94,8 @@ def switch(person: User, on: bool, actor, *, action: Action = Action.RECIPIENT_C
         audit.record(person.company_id, action, f"{person.name}: {'off → on' if on else 'on → off'}{how}",
                      actor=actor, actor_name=None if actor is not None else person.name)
     db.session.commit()
+    if changed:
+        events.emit(events.SETTING_CHANGED, company_id=person.company_id, actor_id=getattr(actor, "id", None),
+                    setting="notify_sage_token", user_id=person.id, old=not on, new=on, via=action.value)
     db.session.refresh(person)
     return changed

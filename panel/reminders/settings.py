@@ -6,7 +6,7 @@ from typing import Callable
 
 from sqlalchemy import select, update
 
-from .. import audit
+from .. import audit, events
 from ..audit import Action
 from ..busy import retrying
 from ..extensions import db
@@ -72,6 +72,8 @@ def save(company_id: int, setting: Setting, new, actor) -> tuple[object, bool]:
             if setting.moves_window:
                 sync_remind_from(company_id, commit=False)
             db.session.commit()
+            events.emit(events.SETTING_CHANGED, company_id=company_id, actor_id=getattr(actor, "id", None),
+                        setting=setting.column, old=old, new=new)
             company = db.session.get(Company, company_id)
             if company is not None:
                 db.session.refresh(company)

@@ -4,6 +4,7 @@ Sending re-checks every reminder just before it goes (one SMTP connection per ba
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -11,7 +12,7 @@ from flask import current_app
 from rq import Retry
 from sqlalchemy import and_, or_, select
 
-from .. import clock
+from .. import clock, events
 from ..extensions import db
 from ..jobs import enqueue
 from ..localtime import plural
@@ -160,17 +161,22 @@ def send_claimed(ids: list[int]) -> BatchResult:
                 result.failed += 1
                 continue
             outcome = send(message)
+            fields = {"company_id": row.company_id, "user_id": row.user_id, "generation": row.generation,
+                      "local_date": row.local_date.isoformat(), "attempt": row.attempts}
             if outcome.outcome is Outcome.SENT:
                 ledger.finish(row_id, S.SENT, clock.now(), user.email)
                 result.sent += 1
+                events.emit(events.REMINDER_SENT, **fields)
             elif outcome.outcome is Outcome.PERMANENT or row.attempts >= ledger.MAX_ATTEMPTS:
                 ledger.finish(row_id, S.FAILED, clock.now(), user.email, outcome.reason)
                 result.failed += 1
                 result.reasons.append(outcome.reason)
+                events.emit(events.REMINDER_FAILED, reason=outcome.reason, level=logging.WARNING, **fields)
             else:
                 ledger.release(row_id, outcome.reason)
                 result.retry += 1
                 result.reasons.append(outcome.reason)
+                events.emit(events.REMINDER_RETRY, reason=outcome.reason, level=logging.WARNING, **fields)
     if result.retry:
         raise TransientDeliveryError(f"{plural(result.retry, 'reminder')} to retry: {result.reasons[-1]}", result)
     return result

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import timedelta
 
 import redis
@@ -9,7 +10,7 @@ import requests
 from authlib.common.errors import AuthlibBaseError
 from flask import current_app
 
-from .. import clock
+from .. import clock, events
 from ..crypto import DecryptionError, decrypt
 from ..extensions import db
 from ..models import TokenState
@@ -74,6 +75,15 @@ def _release_connection() -> None:
 
 
 def _refresh(token) -> str:
+    try:
+        return _refresh_once(token)
+    except SageUnavailable as exc:
+        events.emit(events.REFRESH_FAILED, company_id=token.company_id, generation=token.generation,
+                    needs_login=exc.needs_login, reason=exc.message, level=logging.WARNING)
+        raise
+
+
+def _refresh_once(token) -> str:
     try:
         refresh_token = decrypt(token.refresh_token_enc)
     except DecryptionError as exc:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import delete, update
 
-from .. import audit
+from .. import audit, events
 from ..audit import Action
 from ..crypto import encrypt
 from ..extensions import db
@@ -71,10 +71,10 @@ def save_new(company: Company, user: User, response: dict, now: datetime) -> Sag
     token.version = (token.version or 0) + 1
     db.session.add(token)  # only now: an autoflush must never see a half-filled row
     action = Action.RENEWED if renewed else Action.CONNECTED
-    audit.record(company.id, action,
-                 f"Generation {token.generation}, expires {format_local(token.expires_at, locked.timezone)}",
-                 actor=user)
+    audit.record(company.id, action, f"Token expires {format_local(token.expires_at, locked.timezone)}", actor=user)
     db.session.commit()
+    events.emit(events.CONNECTED, company_id=company.id, actor_id=user.id, generation=token.generation,
+                renewed=renewed, expires_at=token.expires_at.isoformat())
     return token
 
 
@@ -101,6 +101,9 @@ def save_refreshed(token: SageToken, response: dict, now: datetime) -> bool:
         .values(**values)
     )
     db.session.commit()
+    if result.rowcount == 1:
+        events.emit(events.REFRESHED, company_id=token.company_id, generation=token.generation,
+                    access_expires_at=values["access_expires_at"].isoformat() if values["access_expires_at"] else None)
     return result.rowcount == 1
 
 
@@ -122,6 +125,8 @@ def disconnect(company: Company, user: User) -> bool:
     if deleted:
         audit.record(company.id, Action.DISCONNECTED, "Stored token removed", actor=user)
     db.session.commit()
+    if deleted:
+        events.emit(events.DISCONNECTED, company_id=company.id, actor_id=user.id)
     return bool(deleted)
 
 

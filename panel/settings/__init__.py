@@ -22,6 +22,7 @@ ROUTES = [
     ("/settings/sage/audit",                            connection.audit_list,            ["GET"]),
     ("/settings/sage/connect",                          connection.connect,               ["GET"]),
     ("/settings/sage/callback",                         connection.callback,              ["GET"]),
+    ("/settings/sage/connection",                       connection.connection_card,       ["GET"]),
     ("/settings/sage/check",                            connection.check,                 ["POST"]),
     ("/settings/sage/disconnect",                       connection.disconnect,            ["POST"]),
     ("/settings/sage/reminders/<field>",                reminders.save_setting,           ["POST"]),

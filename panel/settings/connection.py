@@ -22,7 +22,6 @@ from ..render import CHANGED, fragment
 from ..sage import api, client, store
 from ..security import no_referrer
 from ..sessions import poll_endpoint
-from .presenter import widget_context
 
 
 def _redirect_uri() -> str:
@@ -30,11 +29,34 @@ def _redirect_uri() -> str:
     return current_app.config["PANEL_BASE_URL"] + url_for("settings.callback")
 
 
+ACTIVITY_FIRST, ACTIVITY_STEP, ACTIVITY_MAX = 5, 20, 200  # rows shown at first, added by "Show more", at most
+
+
+def activity_limit(raw: str | None) -> int:
+    """How many activity rows to show: ACTIVITY_FIRST unless the query asks for more (bounded)."""
+    raw = (raw or "").strip()
+    asked = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 5 else ACTIVITY_FIRST
+    return min(max(asked, ACTIVITY_FIRST), ACTIVITY_MAX)
+
+
+def activity_context(company_id: int, limit: int, first_new: int | None = None) -> dict:
+    """The activity card's context: the newest ``limit`` events, whether there are more, and (after "Show more")
+    which row is the first new one, so focus can move there."""
+    found = audit.latest(company_id, limit + 1)
+    return {"events": found[:limit], "activity_limit": limit, "activity_more": len(found) > limit,
+            "activity_next": min(limit + ACTIVITY_STEP, ACTIVITY_MAX), "first_new": first_new}
+
+
 @admin_required
 @poll_endpoint
 def audit_list():
-    """The latest 20 audit events."""
-    return fragment("settings/_audit.html", events=audit.latest(current_user.company_id))
+    """The activity card: the newest events (5, or as many as "Show more" asked for)."""
+    limit = activity_limit(request.args.get("limit"))
+    if not htmx or htmx.boosted:
+        return redirect(url_for("settings.sage", activity=limit, _anchor="audit-list"))
+    shown = request.args.get("shown", "")
+    first_new = int(shown) if shown.isascii() and shown.isdigit() and int(shown) < limit else None
+    return fragment("settings/_audit.html", **activity_context(current_user.company_id, limit, first_new))
 
 
 @admin_required
@@ -74,6 +96,15 @@ def _callback_result(ok: bool, message: str):
 
 
 @admin_required
+def connection_card():
+    """The connection card as the token is now (after a Login Now, or a change made in another window)."""
+    if not htmx or htmx.boosted:
+        return redirect(url_for("settings.sage", _anchor="sage-connection"))
+    company = current_user.company
+    return fragment("settings/_connection.html", company=company, token=store.current(company.id))
+
+
+@admin_required
 def check():
     """Check connection: GET /sites with the token; list the sites and companies, or show the error."""
     company = current_user.company
@@ -89,14 +120,16 @@ def check():
         flash(error or f"Connection OK: {plural(len(sites), 'site')}.", "error" if error else "success")
         return redirect(url_for("settings.sage"))
     return fragment("settings/_connection.html", trigger=CHANGED, sites=sites, check_error=error,
-                    checked_at=clock.now(), company=company)
+                    checked_at=clock.now(), company=company, token=store.current(company.id))
 
 
 @admin_required
 def disconnect():
-    """Disconnect (confirmed in the page): remove the stored token."""
+    """Disconnect (confirmed in the page): remove the stored token; the card then says so and offers Login Now,
+    and the widget and activity list refresh on the change event."""
     removed = store.disconnect(current_user.company, current_user)
     if not htmx:
-        flash("Sage was disconnected." if removed else "Sage was not connected.", "info")
+        flash("Disconnected. The stored token was removed." if removed else "Sage was already disconnected.", "info")
         return redirect(url_for("settings.sage"))
-    return fragment("settings/_token_widget.html", trigger=CHANGED, **widget_context(current_user.company))
+    return fragment("settings/_connection.html", trigger=CHANGED, token=None, disconnected=removed,
+                    company=current_user.company)

@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from .. import audit
 from ..reminders import recipients
 from ..reminders.delivery import uses_outbox
+from .connection import activity_context, activity_limit
 from .presenter import reminders_context, widget_context
 
 
@@ -22,7 +22,8 @@ def sage():
     ctx = widget_context(company)
     ctx.update(reminders_context(company, current_user, recipients.clean_query(request.args.get("q")),
                                  recipients.page_number(request.args.get("page"))))
-    ctx["events"] = audit.latest(company.id) if current_user.is_admin else []
+    if current_user.is_admin:
+        ctx.update(activity_context(company.id, activity_limit(request.args.get("activity"))))
     return render_template("settings/sage.html", **ctx)
 
 

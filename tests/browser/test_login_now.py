@@ -14,7 +14,7 @@ def test_login_now_window_grant_closes_and_widget_turns_green(page, live_server)
     page.evaluate("window.__noReload = 'still here'")  # lost if the page reloads
 
     with page.expect_popup() as popup_info:
-        page.get_by_role("link", name="Login Now").click()
+        page.locator("#token-widget").get_by_role("button", name="Login Now").click()
     popup = popup_info.value
     popup.wait_for_load_state()
     assert "/demo-sageid/authorize" in popup.url
@@ -38,7 +38,7 @@ def test_blocked_popup_runs_the_flow_in_the_main_window(browser, live_server):
     context.add_init_script("window.open = function () { return null; };")
     page = context.new_page()
     sign_in(page, live_server.url)
-    page.get_by_role("link", name="Login Now").click()
+    page.locator("#token-widget").get_by_role("button", name="Login Now").click()
     page.wait_for_url("**/demo-sageid/authorize**")
     page.get_by_label("Email address").fill(DEMO_EMAIL)
     page.get_by_label("Password").fill(DEMO_PASSWORD)
@@ -53,7 +53,7 @@ def test_blocked_popup_runs_the_flow_in_the_main_window(browser, live_server):
 def test_deny_in_the_window_changes_nothing_and_says_so(page, live_server):
     sign_in(page, live_server.url)
     with page.expect_popup() as popup_info:
-        page.get_by_role("link", name="Login Now").click()
+        page.locator("#token-widget").get_by_role("button", name="Login Now").click()
     popup = popup_info.value
     popup.get_by_label("Email address").fill(DEMO_EMAIL)
     popup.get_by_label("Password").fill(DEMO_PASSWORD)
