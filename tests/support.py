@@ -234,16 +234,28 @@ def sign_in(page, base_url: str, email: str = "admin@example.com", password: str
 
 
 class LiveServer:
-    """A real HTTP server running the app on 127.0.0.1 in a background thread."""
+    """A real HTTP server running the app on 127.0.0.1 in a background thread.
 
-    def __init__(self, app, port: int):
+    The socket is bound first, on a port the kernel picks (no window in which another test process could take
+    it); the app, which must know its own address, is attached once built (``serve(app)``).
+    """
+
+    def __init__(self, app=None, port: int = 0):
         self.app = app
-        self.port = port
-        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self.server = make_server("127.0.0.1", port, self._dispatch, threaded=True)
+        self.port = self.server.server_port
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no request lines in test output
         # A short poll interval: shutdown() waits up to one interval (0.5 s by default) in every test's teardown.
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
+
+    def _dispatch(self, environ, start_response):
+        return self.app(environ, start_response)
+
+    def serve(self, app) -> "LiveServer":
+        """Serve ``app`` from now on."""
+        self.app = app
+        return self
 
     def __enter__(self):
         self.thread.start()
@@ -256,14 +268,12 @@ class LiveServer:
 
 def start_live(tmp_path, template_db, redis_server, **config) -> LiveServer:
     """An app served over real HTTP on a free port, PANEL_BASE_URL pointing at itself (use as a context manager)."""
-    port = free_port()
+    server = LiveServer()
     config.setdefault("TESTING", False)
-    config.setdefault("PANEL_BASE_URL", f"http://127.0.0.1:{port}")
+    config.setdefault("PANEL_BASE_URL", server.url)
     app = make_app(tmp_path, template_db, redis_server, **config)
-    from panel.redis_conn import get_redis
-
     get_redis(app).flushdb()
-    return LiveServer(app, port)
+    return server.serve(app)
 
 
 class _FormParser:
