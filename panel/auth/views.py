@@ -13,13 +13,15 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import clock
 from ..extensions import db
+from ..localtime import plural
 from ..models import User
+from ..sessions import end_all, end_current, start
 from .guards import safe_next
 from .throttle import account_key, address_key, locked_minutes, record_failure, reset
 
@@ -70,10 +72,7 @@ def login():
         return _form(401, "Email or password is incorrect.", email, next_url)
 
     reset(keys[0])
-    session.clear()  # a fresh session (and CSRF token) on every sign-in
-    login_user(user)
-    session.permanent = True
-    session["_started"] = session["_last_seen"] = now.timestamp()
+    start(user)  # a fresh server-side session; the cookie is cleared and holds only its id
     return redirect(next_url or url_for("settings.sage"))
 
 
@@ -82,10 +81,22 @@ def _try_again(minutes: int) -> str:
     return f"Too many failed sign-in attempts. Try again in {minutes} {unit}."
 
 
+def _signed_out(message: str):
+    flash(message, "info")
+    return redirect(url_for("auth.login"))
+
+
 @bp.route("/logout", methods=["POST"])
 def logout():
-    """Sign out and drop the whole session."""
-    logout_user()
-    session.clear()
-    flash("You have been signed out.", "info")
-    return redirect(url_for("auth.login"))
+    """Sign out: the session's server-side record is deleted, so a copy of the cookie stops working too."""
+    end_current()
+    return _signed_out("You have been signed out.")
+
+
+@bp.route("/logout/everywhere", methods=["POST"])
+@login_required
+def logout_everywhere():
+    """Sign out everywhere: end every session of the signed-in person, this one included."""
+    ended = end_all(current_user.id)
+    end_current()
+    return _signed_out(f"You have been signed out everywhere ({plural(ended, 'session')} ended).")
