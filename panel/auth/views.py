@@ -10,7 +10,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -23,9 +22,10 @@ from ..localtime import plural
 from ..models import User
 from ..sessions import end_all, end_current, start
 from .guards import safe_next
-from .throttle import account_key, address_key, locked_minutes, record_failure, reset
+from .throttle import address_key, claim, limits, pair_key, succeeded, try_again
 
 bp = Blueprint("auth", __name__)
+
 
 @functools.cache
 def _dummy_hash() -> str:
@@ -53,32 +53,20 @@ def login():
     if len(email) > 254 or len(password) > 1024:
         return _form(400, "Email or password is incorrect.", "", next_url)
 
-    cfg = current_app.config
-    now = clock.now()
-    keys = [account_key(email), address_key(request.remote_addr)]
-    wait = locked_minutes(keys, now)
+    pair, address = pair_key(email, request.remote_addr), address_key(request.remote_addr)
+    # Claimed before the password is checked: parallel guesses each take their own place in the count.
+    wait = claim(pair, address, clock.now(), limits(current_app.config))
     if wait:
-        return _form(429, _try_again(wait), email, next_url)
+        return _form(429, try_again(wait), email, next_url)
 
     user = db.session.execute(select(User).filter_by(email=email)).scalar_one_or_none()
     ok = check_password_hash(user.password_hash if user else _dummy_hash(), password)
     if not (user and ok and user.active):
-        lock = cfg["PANEL_LOGIN_LOCK_MINUTES"]
-        record_failure(keys[0], cfg["PANEL_LOGIN_MAX_FAILURES"], lock, now)
-        record_failure(keys[1], cfg["PANEL_LOGIN_MAX_FAILURES_PER_ADDRESS"], lock, now)
-        wait = locked_minutes(keys, now)
-        if wait:
-            return _form(429, _try_again(wait), email, next_url)
         return _form(401, "Email or password is incorrect.", email, next_url)
 
-    reset(keys[0])
+    succeeded(pair, address)
     start(user)  # a fresh server-side session; the cookie is cleared and holds only its id
     return redirect(next_url or url_for("settings.sage"))
-
-
-def _try_again(minutes: int) -> str:
-    unit = "minute" if minutes == 1 else "minutes"
-    return f"Too many failed sign-in attempts. Try again in {minutes} {unit}."
 
 
 def _signed_out(message: str):
