@@ -7,6 +7,16 @@ from pathlib import Path
 from typing import Mapping
 
 from cryptography.fernet import Fernet
+from zxcvbn import zxcvbn
+
+ENVIRONMENTS = ("development", "production")
+# A secret must not be guessable: zxcvbn (Dropbox's strength estimator: repeats, sequences, keyboard walks,
+# dictionary words) must put it at 10**30 guesses or more (about 100 bits). Random keys score far above that
+# (secrets.token_urlsafe(48): ~64); "a" * 32, "0123456789abcdef" * 2 or "my-secret-key-xxxx…" score under 20.
+MIN_GUESSES_LOG10 = 30
+APP_WORDS = ["panel", "sage", "secret", "key", "crm", "flask", "password", "changeme", "production"]
+# Every request body is capped (413 before parsing): our forms are a few short fields.
+MAX_BODY_BYTES = 64 * 1024
 
 
 class ConfigError(RuntimeError):
@@ -51,11 +61,20 @@ def _instance_secret(instance: Path, filename: str, make) -> str:
     return value
 
 
+def guessable(secret: str) -> bool:
+    """True when ``secret`` has too little entropy to be a key (see MIN_GUESSES_LOG10)."""
+    sample = secret[:256]  # zxcvbn's cost grows with length; 256 characters say enough
+    return zxcvbn(sample, user_inputs=APP_WORDS, max_length=256)["guesses_log10"] < MIN_GUESSES_LOG10
+
+
 def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dict:
     """Build the Flask configuration dict from the environment (``os.environ`` by default)."""
     env = os.environ if env is None else env
     instance = Path(instance_path)
     panel_env = env.get("PANEL_ENV", "development").strip().lower() or "development"
+    if panel_env not in ENVIRONMENTS:
+        # A typo such as "prod" must not quietly run development (demo Sage ID, generated secrets).
+        raise ConfigError(f"PANEL_ENV must be one of {', '.join(ENVIRONMENTS)}, got {panel_env!r}")
     production = panel_env == "production"
     client_id = env.get("SAGE_CLIENT_ID", "").strip()
 
@@ -92,7 +111,9 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "PANEL_LOGIN_LOCK_MINUTES": _int(env, "PANEL_LOGIN_LOCK_MINUTES", 15),
         "PANEL_DEMO_PASSWORD": env.get("PANEL_DEMO_PASSWORD", ""),
         # Sessions: HttpOnly + SameSite=Lax always (Lax, not Strict, so the OAuth callback keeps the session).
-        "SESSION_COOKIE_NAME": "panel_session",
+        # __Host- (production, which is https): the browser only accepts it Secure, Path=/ and without Domain.
+        "SESSION_COOKIE_NAME": "__Host-panel_session" if production else "panel_session",
+        "SESSION_COOKIE_PATH": "/",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
@@ -102,6 +123,10 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": production,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Request bodies: 413 from the Content-Length before anything is read, and while reading a chunked body.
+        "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+        "MAX_FORM_MEMORY_SIZE": MAX_BODY_BYTES,
+        "MAX_FORM_PARTS": 50,
         # How long a request waits (and retries) for a database lock before answering "busy, nothing saved".
         "PANEL_DB_BUSY_SECONDS": _int(env, "PANEL_DB_BUSY_SECONDS", 5),
         # Mail
@@ -146,6 +171,9 @@ def production_problems(cfg: Mapping) -> list[str]:
         problems.append("SECRET_KEY is not set")
     elif len(key) < 32:
         problems.append("SECRET_KEY is shorter than 32 characters")
+    elif guessable(key):
+        problems.append("SECRET_KEY is guessable (repeats, sequences or words): generate one with "
+                        "python -c 'import secrets; print(secrets.token_urlsafe(48))'")
     keys = cfg.get("PANEL_ENCRYPTION_KEYS") or []
     if not keys:
         problems.append("PANEL_ENCRYPTION_KEYS is not set (generate one with: "
@@ -156,6 +184,10 @@ def production_problems(cfg: Mapping) -> list[str]:
                 Fernet(k)
             except (ValueError, TypeError):
                 problems.append("PANEL_ENCRYPTION_KEYS holds a key that is not a valid Fernet key")
+                break
+            if guessable(k):
+                problems.append("PANEL_ENCRYPTION_KEYS holds a guessable key (not random): generate one with "
+                                "Fernet.generate_key()")
                 break
     if cfg.get("SAGE_DEMO") or not cfg.get("SAGE_CLIENT_ID"):
         problems.append("demo mode is on: set SAGE_CLIENT_ID and SAGE_CLIENT_SECRET for the real Sage ID")
