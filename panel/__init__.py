@@ -39,6 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
     # Imported here, as flaskr does: the parts import their siblings through this package, so the package
     # imports them only once an app is being built (no import circle through panel/__init__).
     from . import (
+        access_log,
         auth,
         busy,
         cli,
@@ -59,7 +60,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("MAIL_SUPPRESS_SEND", False)
     mail.init_app(app)
 
-    for part in (security, render, auth, sessions, errors, demo_sageid, settings, unsubscribe, cli):
+    for part in (access_log, security, render, auth, sessions, errors, demo_sageid, settings, unsubscribe, cli):
         part.init_app(app)
     return app
 

@@ -1,0 +1,93 @@
+"""Request logs never keep the Sage ID callback's code/state or an unsubscribe token: gunicorn's access log (a real
+gunicorn with the panel's logger class) and the werkzeug development server's log."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from support import base_env, free_port, make_app
+
+from panel.access_log import redact
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+SECRETS = ("SECRETCODE", "SECRETSTATE", "SECRETTOKEN", "SECRETREFERRER")
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("GET /settings/sage/callback?code=SECRETCODE&state=SECRETSTATE HTTP/1.1",
+     "GET /settings/sage/callback?code=[redacted]&state=[redacted] HTTP/1.1"),
+    ("code=SECRETCODE&state=SECRETSTATE", "code=[redacted]&state=[redacted]"),
+    ("/login?next=%2Fsettings%2Fsage%2Fcallback%3Fcode%3DSECRETCODE%26state%3DSECRETSTATE",
+     "/login?next=%2Fsettings%2Fsage%2Fcallback%3Fcode%3D[redacted]%26state%3D[redacted]"),
+    ("POST /unsubscribe/SECRETTOKEN.abc-def HTTP/1.1", "POST /unsubscribe/[redacted] HTTP/1.1"),
+    ("GET /demo-sageid/authorize?response_type=code&state=SECRETSTATE&code_challenge=abc",
+     "GET /demo-sageid/authorize?response_type=code&state=[redacted]&code_challenge=abc"),
+    ("GET /settings/sage?error_code=1&codes=2 HTTP/1.1", "GET /settings/sage?error_code=1&codes=2 HTTP/1.1"),
+])
+def test_redact(line, expected):
+    assert redact(line) == expected
+
+
+def hit_secret_urls(base: str) -> None:
+    """The requests whose URLs carry secrets: a callback (signed out, so also its next= redirect), unsubscribe."""
+    http = requests.Session()
+    http.get(f"{base}/settings/sage/callback?code=SECRETCODE&state=SECRETSTATE",
+             headers={"Referer": f"{base}/x?code=SECRETREFERRER"}, timeout=10)
+    http.get(f"{base}/unsubscribe/SECRETTOKEN", timeout=10)
+    http.post(f"{base}/unsubscribe/SECRETTOKEN", timeout=10)
+
+
+def test_gunicorn_access_and_error_logs_are_redacted(tmp_path, template_db, redis_server):
+    app = make_app(tmp_path, template_db, redis_server)
+    port = free_port()
+    env = dict(os.environ)
+    env.update(base_env(), PANEL_INSTANCE_PATH=app.instance_path, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+               REDIS_URL=redis_server, PANEL_BASE_URL=f"http://127.0.0.1:{port}")
+    access, errors = tmp_path / "access.log", tmp_path / "error.log"
+    proc = subprocess.Popen([GUNICORN, "--bind", f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket",
+                             "--logger-class", "panel.access_log.RedactingLogger",
+                             "--access-logfile", str(access), "--error-logfile", str(errors), "wsgi:app"],
+                            env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{base}/login", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not come up"
+                time.sleep(0.1)
+        hit_secret_urls(base)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    log = access.read_text()
+    assert "GET /settings/sage/callback?code=[redacted]&state=[redacted]" in log
+    assert "POST /unsubscribe/[redacted]" in log and "code%3D[redacted]%26state%3D[redacted]" in log
+    assert "/x?code=[redacted]" in log  # the referrer field too
+    everything = log + errors.read_text()
+    assert not [s for s in SECRETS if s in everything], log
+
+
+def test_development_server_log_is_redacted(live_server, caplog, monkeypatch):
+    # Alembic's fileConfig (the template database's migrations) disables loggers that existed before it ran.
+    monkeypatch.setattr(logging.getLogger("werkzeug"), "disabled", False)
+    with caplog.at_level(logging.INFO, logger="werkzeug"):
+        hit_secret_urls(live_server.url)
+    lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert any("/settings/sage/callback?code=[redacted]&state=[redacted]" in line for line in lines), lines
+    assert any("/unsubscribe/[redacted]" in line for line in lines), lines
+    assert not [s for s in SECRETS if any(s in line for line in lines)], lines
+
+
+def test_procfile_web_uses_the_redacting_logger():
+    web = [line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")]
+    assert len(web) == 1 and "--logger-class panel.access_log.RedactingLogger" in web[0]
