@@ -48,6 +48,17 @@ def _readable_file(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
+PROMPTS = {"none", "login", "consent", "select_account"}  # OpenID Connect Core §3.1.2.1
+
+
+def _prompt(env: Mapping[str, str]) -> str:
+    raw = " ".join(env.get("SAGE_PROMPT", "").split())
+    unknown = [p for p in raw.split() if p not in PROMPTS]
+    if unknown:
+        raise ConfigError(f"SAGE_PROMPT must be empty or among {', '.join(sorted(PROMPTS))}, got {raw!r}")
+    return raw
+
+
 def _instance_secret(instance: Path, filename: str, make) -> str:
     """Read a development secret from the instance folder, generating it (mode 0600) on first use."""
     path = instance / filename
@@ -149,6 +160,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "SAGE_API_BASE": (env.get("SAGE_API_BASE", "").strip()
                           or "https://api.columbus.sage.com/uk/sage200/accounts/v1").rstrip("/"),
         "SAGE_USE_PKCE": _bool(env.get("SAGE_USE_PKCE"), True),
+        "SAGE_PROMPT": _prompt(env),
         "SAGE_TOKEN_LIFETIME_DAYS": _int(env, "SAGE_TOKEN_LIFETIME_DAYS", 90),
         "SAGE_HTTP_TIMEOUT": _int(env, "SAGE_HTTP_TIMEOUT", 10),
         "SAGE_DEMO": not client_id,

@@ -150,3 +150,14 @@ def test_every_setting_is_documented_in_env_example_and_readme():
     example, readme = (root / ".env.example").read_text(), (root / "README.md").read_text()
     assert [n for n in sorted(names) if not re.search(rf"^{n}=", example, re.M)] == []
     assert [n for n in sorted(names) if f"| `{n}`" not in readme and f"/ `{n}`" not in readme] == []
+
+
+@pytest.mark.parametrize("value, expected", [("", ""), ("consent", "consent"), (" login  consent ", "login consent")])
+def test_sage_prompt(tmp_path, value, expected):
+    app = create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": {"SAGE_PROMPT": value}})
+    assert app.config["SAGE_PROMPT"] == expected
+
+
+def test_unknown_sage_prompt_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="SAGE_PROMPT must be empty or among consent, login, none"):
+        create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": {"SAGE_PROMPT": "consnet"}})

@@ -89,7 +89,7 @@ def check():
         flash(error or f"Connection OK: {plural(len(sites), 'site')}.", "error" if error else "success")
         return redirect(url_for("settings.sage"))
     return fragment("settings/_connection.html", trigger=CHANGED, sites=sites, check_error=error,
-                    checked_at=clock.now(), company=company)
+                    checked_at=clock.now(), company=company, token=store.current(company.id))
 
 
 @admin_required
