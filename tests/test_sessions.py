@@ -176,3 +176,28 @@ def test_password_and_deactivation_commands(app, user):
     short = runner.invoke(args=["set-password", "--email", "ben@example.com"], input="short\nshort\n")
     assert short.exit_code != 0 and "at least 8 characters" in short.output
     assert PASSWORD  # the seeded password is untouched for everyone else
+
+
+@pytest.fixture
+def silent_redis():
+    """A TCP listener that accepts connections and never answers (a frozen Redis, a partition)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    listener.close()
+
+
+def test_a_hung_redis_delays_polls_and_sign_out_by_a_quarter_second_at_most(tmp_path, template_db, silent_redis):
+    import time
+
+    app = make_app(tmp_path, template_db, silent_redis)
+    admin = Session(app.test_client(), "admin@example.com")
+    started = time.monotonic()
+    for _ in range(5):  # the first poll waits the marker's 0.25 s timeout; the next ones skip Redis for 5 s
+        assert admin.get("/settings/sage/widget", headers=POLL).status_code == 200
+    assert admin.post("/logout", htmx=False).status_code == 302
+    assert time.monotonic() - started < 3  # not the main Redis client's 5 s per command
+    assert admin.get("/settings/sage/widget", headers=POLL).status_code == 401
