@@ -140,3 +140,18 @@ def test_session_class_helper_signs_in(client):
     # Guards the fixture itself: a wrong password must not yield a session.
     with pytest.raises(AssertionError):
         Session(client, "admin@example.com", "wrong")
+
+
+def test_passwords_are_checked_exactly_as_typed_and_may_be_long(app, client):
+    """ASVS 6.2.8/6.2.9: no trimming, no case folding, no truncation; 64+ characters (up to 1024) work."""
+    from panel import accounts
+    from panel.extensions import db
+    from panel.models import User
+
+    long_one = "Ünïcödé and spaces " * 10  # 190 characters
+    with app.app_context():
+        accounts.set_password(db.session.execute(db.select(User).filter_by(email="ben@example.com")).scalar_one(),
+                              long_one)
+    for near_miss in (long_one.strip(), long_one.upper(), long_one[:72], long_one + " "):
+        assert post_login(client, "ben@example.com", near_miss).status_code == 401
+    assert post_login(app.test_client(), "ben@example.com", long_one).status_code == 302

@@ -168,3 +168,15 @@ def test_sage_prompt_is_sent_when_configured(tmp_path, template_db, redis_server
     app = make_app(tmp_path, template_db, redis_server, ENV_VARS=base_env(SAGE_PROMPT="consent"))
     assert authorize_query(app)["prompt"] == ["consent"]
 
+
+
+def test_a_token_no_key_can_decrypt_needs_login_now(app, admin, provider):
+    from cryptography.fernet import Fernet
+
+    demo_token(app)
+    app.config.update(PANEL_ENCRYPTION_KEYS=[Fernet.generate_key().decode()],  # the old key was removed
+                      SAGE_TOKEN_URL=provider.url + "/oauth/token")
+    check = admin.post("/settings/sage/check")
+    assert check.status_code == 200 and "cannot be decrypted" in check.text
+    assert current(app).state == "needs_login" and provider.requests == []
+    assert "Needs Login Now</span>" in admin.get("/settings/sage/widget", htmx=True).text
