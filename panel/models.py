@@ -112,7 +112,7 @@ class UserSession(db.Model):
     __tablename__ = "user_session"
     id = db.Column(db.String(64), primary_key=True)
     user_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True)
-    created_at = db.Column(UTCDateTime, nullable=False, default=clock.now)
+    created_at = db.Column(UTCDateTime, nullable=False, default=clock.now, index=True)
     address = db.Column(db.String(64), nullable=True)
     user_agent = db.Column(db.String(200), nullable=True)
 

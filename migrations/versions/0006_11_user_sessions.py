@@ -30,11 +30,13 @@ def upgrade():
     )
     with op.batch_alter_table('user_session', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_session_user_id'), ['user_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_user_session_created_at'), ['created_at'], unique=False)
     # Throttle keys change shape (account+address pairs instead of accounts): old counters mean nothing now.
     op.execute(sa.text("DELETE FROM login_throttle"))
 
 
 def downgrade():
     with op.batch_alter_table('user_session', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_user_session_created_at'))
         batch_op.drop_index(batch_op.f('ix_user_session_user_id'))
     op.drop_table('user_session')
