@@ -39,9 +39,9 @@ def hit_secret_urls(base: str) -> None:
     """The requests whose URLs carry secrets: a callback (signed out, so also its next= redirect), unsubscribe."""
     http = requests.Session()
     http.get(f"{base}/settings/sage/callback?code=SECRETCODE&state=SECRETSTATE",
-             headers={"Referer": f"{base}/x?code=SECRETREFERRER"}, timeout=10)
-    http.get(f"{base}/unsubscribe/SECRETTOKEN", timeout=10)
-    http.post(f"{base}/unsubscribe/SECRETTOKEN", timeout=10)
+             headers={"Referer": f"{base}/x?code=SECRETREFERRER"}, timeout=30)
+    http.get(f"{base}/unsubscribe/SECRETTOKEN", timeout=30)
+    http.post(f"{base}/unsubscribe/SECRETTOKEN", timeout=30)
 
 
 def test_gunicorn_access_and_error_logs_are_redacted(tmp_path, template_db, redis_server):
@@ -57,12 +57,12 @@ def test_gunicorn_access_and_error_logs_are_redacted(tmp_path, template_db, redi
                             env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
-                requests.get(f"{base}/login", timeout=5)
+                requests.get(f"{base}/login", timeout=10)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not come up"
                 time.sleep(0.1)
         hit_secret_urls(base)

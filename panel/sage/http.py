@@ -9,7 +9,9 @@
 """
 from __future__ import annotations
 
+import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import anyio
@@ -59,10 +61,21 @@ def request(method: str, url: str, *, deadline: float, max_bytes: int, data: dic
                     return Reply(resp.status_code, resp.headers, bytes(body))
 
     try:
-        return anyio.run(exchange)
+        return _run(exchange)
     except TimeoutError as exc:  # the total deadline ran out (anyio.fail_after)
         raise HttpFailure("timeout", f"no complete answer within {deadline} s") from exc
     except httpx.TimeoutException as exc:
         raise HttpFailure("timeout", str(exc)) from exc
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise HttpFailure("unreachable", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _run(exchange):
+    """``anyio.run`` in this thread — or in a thread of its own when this one already runs an event loop (anyio
+    refuses to start a second one there; e.g. a caller driving Playwright's sync API)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.run(exchange)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(anyio.run, exchange).result()
