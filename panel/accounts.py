@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
 from .models import Company, Role, User
+from .sessions import end_all
 
 DEMO_COMPANY = "Demo Ltd"
 DEMO_ADMIN = "admin@example.com"
@@ -61,8 +62,7 @@ def create_user(company: Company, email: str, name: str, password: str, role: Ro
     email = email.strip().lower()
     if "@" not in email or len(email) > 254 or any(c.isspace() or ord(c) < 32 for c in email):
         raise AccountError(f"{email!r} is not a valid email address.")
-    if len(password) < 8:
-        raise AccountError("Password must be at least 8 characters.")
+    _check_password(password)
     user = User(company=company, email=email, name=name.strip() or email, role=role.value, notify_sage_token=notify)
     if password_hash:
         user.password_hash = password_hash
@@ -75,6 +75,28 @@ def create_user(company: Company, email: str, name: str, password: str, role: Ro
         db.session.rollback()
         raise AccountError(f"A user with email {email} already exists.") from exc
     return user
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 8:
+        raise AccountError("Password must be at least 8 characters.")
+    if len(password) > 1024:
+        raise AccountError("Password must be at most 1024 characters.")
+
+
+def set_password(user: User, password: str) -> int:
+    """Change ``user``'s password and end every session they have (ASVS 7.4.3); returns how many ended."""
+    _check_password(password)
+    user.set_password(password)
+    db.session.commit()
+    return end_all(user.id)
+
+
+def deactivate(user: User) -> int:
+    """Deactivate ``user`` (no sign-in, no reminders) and end every session they have; returns how many ended."""
+    user.active = False
+    db.session.commit()
+    return end_all(user.id)
 
 
 def seed_demo(app: Flask) -> Company:

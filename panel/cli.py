@@ -1,4 +1,5 @@
-"""Flask CLI commands: create-company, create-user, seed-demo, doctor, serve, reencrypt-tokens, send-reminders."""
+"""Flask CLI commands: create-company, create-user, seed-demo, doctor, serve, reencrypt-tokens, send-reminders,
+set-password, deactivate-user, end-sessions."""
 from __future__ import annotations
 
 import logging
@@ -23,6 +24,7 @@ from .models import Company, Role, SageToken, User
 from .redis_conn import get_redis
 from .reminders.sweep import run as run_sweep
 from .serve import serve_command
+from .sessions import end_all, end_everyone
 
 
 def _checked(make, *args, **kwargs):
@@ -93,6 +95,49 @@ def _require_migrated() -> None:
         raise click.ClickException(problem[0].upper() + problem[1:] + ".")
 
 
+def _person(email: str) -> User:
+    user = db.session.execute(select(User).filter_by(email=email.strip().lower())).scalar_one_or_none()
+    if user is None:
+        raise click.ClickException(f"No user with email {email}.")
+    return user
+
+
+@click.command("set-password")
+@with_appcontext
+@click.option("--email", required=True)
+@click.password_option()
+def set_password_command(email: str, password: str) -> None:
+    """Set a user's password; every session they have ends."""
+    user = _person(email)
+    ended = _checked(accounts.set_password, user, password)
+    click.echo(f"Password changed for {user.email}; {plural(ended, 'session')} ended.")
+
+
+@click.command("deactivate-user")
+@with_appcontext
+@click.option("--email", required=True)
+def deactivate_user_command(email: str) -> None:
+    """Deactivate a user: no sign-in, no reminders; every session they have ends."""
+    user = _person(email)
+    ended = accounts.deactivate(user)
+    click.echo(f"Deactivated {user.email}; {plural(ended, 'session')} ended.")
+
+
+@click.command("end-sessions")
+@with_appcontext
+@click.option("--email", default=None, help="end this user's sessions")
+@click.option("--all", "everyone", is_flag=True, help="end every user's sessions")
+def end_sessions_command(email: str | None, everyone: bool) -> None:
+    """End the sessions of one user (--email) or of everyone (--all): they must sign in again."""
+    if bool(email) == everyone:
+        raise click.UsageError("Give exactly one of --email or --all.")
+    if everyone:
+        click.echo(f"Ended {plural(end_everyone(), 'session')}.")
+        return
+    user = _person(email)
+    click.echo(f"Ended {plural(end_all(user.id), 'session')} of {user.email}.")
+
+
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo_command() -> None:
@@ -158,5 +203,6 @@ def send_reminders_command(queue: bool) -> None:
 def init_app(app: Flask) -> None:
     """Register the commands."""
     for command in (create_company_command, create_user_command, seed_demo_command, doctor_command, serve_command,
-                    reencrypt_tokens_command, send_reminders_command):
+                    reencrypt_tokens_command, send_reminders_command, set_password_command, deactivate_user_command,
+                    end_sessions_command):
         app.cli.add_command(command)

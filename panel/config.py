@@ -7,6 +7,16 @@ from pathlib import Path
 from typing import Mapping
 
 from cryptography.fernet import Fernet
+from zxcvbn import zxcvbn
+
+ENVIRONMENTS = ("development", "production")
+# A secret must not be guessable: zxcvbn (Dropbox's strength estimator: repeats, sequences, keyboard walks,
+# dictionary words) must put it at 10**30 guesses or more (about 100 bits). Random keys score far above that
+# (secrets.token_urlsafe(48): ~64); "a" * 32, "0123456789abcdef" * 2 or "my-secret-key-xxxx…" score under 20.
+MIN_GUESSES_LOG10 = 30
+APP_WORDS = ["panel", "sage", "secret", "key", "crm", "flask", "password", "changeme", "production"]
+# Every request body is capped (413 before parsing): our forms are a few short fields.
+MAX_BODY_BYTES = 64 * 1024
 
 
 class ConfigError(RuntimeError):
@@ -35,6 +45,17 @@ def _readable_file(env: Mapping[str, str], name: str) -> str | None:
         return None
     if not os.path.isfile(raw) or not os.access(raw, os.R_OK):
         raise ConfigError(f"{name} must be a readable file, got {raw!r}")
+    return raw
+
+
+PROMPTS = {"none", "login", "consent", "select_account"}  # OpenID Connect Core §3.1.2.1
+
+
+def _prompt(env: Mapping[str, str]) -> str:
+    raw = " ".join(env.get("SAGE_PROMPT", "").split())
+    unknown = [p for p in raw.split() if p not in PROMPTS]
+    if unknown:
+        raise ConfigError(f"SAGE_PROMPT must be empty or among {', '.join(sorted(PROMPTS))}, got {raw!r}")
     return raw
 
 
@@ -76,11 +97,20 @@ def ensure_instance(cfg: dict, instance_path: str) -> None:
             cfg[key] = [k.strip() for k in value.split(",") if k.strip()] if key == "PANEL_ENCRYPTION_KEYS" else value
 
 
+def guessable(secret: str) -> bool:
+    """True when ``secret`` has too little entropy to be a key (see MIN_GUESSES_LOG10)."""
+    sample = secret[:256]  # zxcvbn's cost grows with length; 256 characters say enough
+    return zxcvbn(sample, user_inputs=APP_WORDS, max_length=256)["guesses_log10"] < MIN_GUESSES_LOG10
+
+
 def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dict:
     """Build the Flask configuration dict from the environment (``os.environ`` by default)."""
     env = os.environ if env is None else env
     instance = Path(instance_path)
     panel_env = env.get("PANEL_ENV", "development").strip().lower() or "development"
+    if panel_env not in ENVIRONMENTS:
+        # A typo such as "prod" must not quietly run development (demo Sage ID, generated secrets).
+        raise ConfigError(f"PANEL_ENV must be one of {', '.join(ENVIRONMENTS)}, got {panel_env!r}")
     production = panel_env == "production"
     client_id = env.get("SAGE_CLIENT_ID", "").strip()
 
@@ -115,7 +145,9 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "PANEL_LOGIN_LOCK_MINUTES": _int(env, "PANEL_LOGIN_LOCK_MINUTES", 15),
         "PANEL_DEMO_PASSWORD": env.get("PANEL_DEMO_PASSWORD", ""),
         # Sessions: HttpOnly + SameSite=Lax always (Lax, not Strict, so the OAuth callback keeps the session).
-        "SESSION_COOKIE_NAME": "panel_session",
+        # __Host- (production, which is https): the browser only accepts it Secure, Path=/ and without Domain.
+        "SESSION_COOKIE_NAME": "__Host-panel_session" if production else "panel_session",
+        "SESSION_COOKIE_PATH": "/",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
@@ -125,6 +157,10 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": production,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Request bodies: 413 from the Content-Length before anything is read, and while reading a chunked body.
+        "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+        "MAX_FORM_MEMORY_SIZE": MAX_BODY_BYTES,
+        "MAX_FORM_PARTS": 50,
         # How long a request waits (and retries) for a database lock before answering "busy, nothing saved".
         "PANEL_DB_BUSY_SECONDS": _int(env, "PANEL_DB_BUSY_SECONDS", 5),
         # Mail
@@ -147,6 +183,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "SAGE_API_BASE": (env.get("SAGE_API_BASE", "").strip()
                           or "https://api.columbus.sage.com/uk/sage200/accounts/v1").rstrip("/"),
         "SAGE_USE_PKCE": _bool(env.get("SAGE_USE_PKCE"), True),
+        "SAGE_PROMPT": _prompt(env),
         "SAGE_TOKEN_LIFETIME_DAYS": _int(env, "SAGE_TOKEN_LIFETIME_DAYS", 90),
         "SAGE_HTTP_TIMEOUT": _int(env, "SAGE_HTTP_TIMEOUT", 10),
         "SAGE_DEMO": not client_id,
@@ -169,6 +206,9 @@ def production_problems(cfg: Mapping) -> list[str]:
         problems.append("SECRET_KEY is not set")
     elif len(key) < 32:
         problems.append("SECRET_KEY is shorter than 32 characters")
+    elif guessable(key):
+        problems.append("SECRET_KEY is guessable (repeats, sequences or words): generate one with "
+                        "python -c 'import secrets; print(secrets.token_urlsafe(48))'")
     keys = cfg.get("PANEL_ENCRYPTION_KEYS") or []
     if not keys:
         problems.append("PANEL_ENCRYPTION_KEYS is not set (generate one with: "
@@ -179,6 +219,10 @@ def production_problems(cfg: Mapping) -> list[str]:
                 Fernet(k)
             except (ValueError, TypeError):
                 problems.append("PANEL_ENCRYPTION_KEYS holds a key that is not a valid Fernet key")
+                break
+            if guessable(k):
+                problems.append("PANEL_ENCRYPTION_KEYS holds a guessable key (not random): generate one with "
+                                "Fernet.generate_key()")
                 break
     if cfg.get("SAGE_DEMO") or not cfg.get("SAGE_CLIENT_ID"):
         problems.append("demo mode is on: set SAGE_CLIENT_ID and SAGE_CLIENT_SECRET for the real Sage ID")

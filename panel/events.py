@@ -21,7 +21,7 @@ REMINDER_FAILED = "reminder.failed"     # permanent: not retried
 REMINDER_RETRY = "reminder.retry"       # transient: handed back to be tried again
 REMINDER_UNCERTAIN = "reminder.uncertain"  # the server may or may not have taken it (the ledger's uncertain
                                            # state: emit it where a send ends that way)
-SIGN_IN_LOCKED = "signin.locked"        # too many failed sign-ins locked an account or a client address
+SIGN_IN_LOCKED = "signin.locked"        # failed sign-ins now make this address (or account from it) wait
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "process_name"}
 

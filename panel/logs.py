@@ -25,7 +25,10 @@ REDACTED = "[redacted]"
 # anywhere, and code=/state=/token= in query strings; Bearer/Basic headers; one-click unsubscribe links.
 _PAIR = re.compile(r"""(?P<key>\b(?:access_token|refresh_token|id_token|client_secret|code_verifier|password)\b)
                        (?P<sep>["']?\s*[=:]\s*["']?)(?P<value>[^&\s"',;}]+)""", re.I | re.X)
-_QUERY = re.compile(r"(?P<key>[?&](?:code|state|token|secret))(?P<sep>=)(?P<value>[^&\s\"']+)", re.I)
+# code=/state=/token=/secret= as query parameters — also percent-encoded inside another one, as in the sign-in page's
+# next=%2Fsettings%2Fsage%2Fcallback%3Fcode%3D… — up to the next parameter.
+_QUERY = re.compile(r"(?P<key>(?:^|[?&;]|%3[Ff]|%26)(?:code|state|token|secret))(?P<sep>=|%3[Dd])(?P<value>(?:(?!%26)[^&;#\s\"'])+)",
+                    re.I)
 _BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.I)
 _UNSUBSCRIBE = re.compile(r"(/unsubscribe/)[^\s/?\"']+")
 _RESERVED = set(RESERVED_ATTRS) | {"process_name", "message", "asctime"}
@@ -37,6 +40,27 @@ def scrub(text: str) -> str:
         text = pattern.sub(lambda m: m.group("key") + m.group("sep") + REDACTED, text)
     text = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, text)
     return _UNSUBSCRIBE.sub(r"\1" + REDACTED, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs a record's message itself (not only the formatted line), so no handler ever sees the secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+REDACTING = RedactingFilter()
+
+
+def init_app(app) -> None:
+    """Filter the development server's request log (werkzeug) and the app's own log at the source."""
+    for logger in (logging.getLogger("werkzeug"), app.logger):
+        if REDACTING not in logger.filters:
+            logger.addFilter(REDACTING)
 
 
 def process_name(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> str:

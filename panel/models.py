@@ -1,4 +1,4 @@
-"""Database models: companies, users and sign-in throttling."""
+"""Database models: companies, users, their sessions, sign-in throttling, tokens, audit and the reminder ledger."""
 from __future__ import annotations
 
 import enum
@@ -94,7 +94,7 @@ class User(UserMixin, db.Model):
 
 
 class LoginThrottle(db.Model):
-    """Failed sign-in counter for one key (an account or a client address)."""
+    """Sign-in attempts counted for one key (an account+address pair, or a client address); see auth/throttle.py."""
 
     __tablename__ = "login_throttle"
     key = db.Column(db.String(300), primary_key=True)
@@ -103,6 +103,18 @@ class LoginThrottle(db.Model):
     locked_until = db.Column(UTCDateTime, nullable=True)
 
 
+class UserSession(db.Model):
+    """One signed-in session, named by a random id kept in the (signed) session cookie.
+
+    A request is signed in only while its row exists, so deleting the row ends the session everywhere at once.
+    """
+
+    __tablename__ = "user_session"
+    id = db.Column(db.String(64), primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True)
+    created_at = db.Column(UTCDateTime, nullable=False, default=clock.now, index=True)
+    address = db.Column(db.String(64), nullable=True)
+    user_agent = db.Column(db.String(200), nullable=True)
 
 
 class TokenState(str, enum.Enum):

@@ -29,6 +29,8 @@ class PanelLogger(Logger):
         """Let gunicorn set levels, then route its loggers through the panel's one handler."""
         super().setup(cfg)
         logs.configure()
+        if logs.REDACTING not in self.error_log.filters:
+            self.error_log.addFilter(logs.REDACTING)  # it names the URI of a failed request
         self.log_everything = os.environ.get("PANEL_ACCESS_LOG_ALL", "").strip().lower() in {"1", "true", "yes", "on"}
 
     def access(self, resp, req, wsgi, request_time):

@@ -39,7 +39,8 @@ SEED = {
 
 def base_env(**extra) -> dict:
     """A clean, explicit environment so a developer's own variables never leak into tests."""
-    env = {"PANEL_ENV": "development", "SECRET_KEY": "test-secret-key-" + "x" * 32,
+    # A random SECRET_KEY (secrets.token_urlsafe(48)), so production-mode tests pass the guessability check.
+    env = {"PANEL_ENV": "development", "SECRET_KEY": "edtZJiIMZQIvL7GK7b7RD3_985-MXJ9GL8y1znOojEaIY8oe9DbLfeQzHcqayPRn",
            "PANEL_ENCRYPTION_KEYS": "4pQZGKTO0f31V3XK9I_P-XkMUkrD8e-EPEXqGQuBioU=",
            "PANEL_DEMO_PASSWORD": PASSWORD}
     env.update(extra)

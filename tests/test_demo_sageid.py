@@ -148,7 +148,7 @@ def test_inactive_when_a_real_client_id_is_configured(tmp_path, template_db, red
 def test_inactive_in_production(tmp_path):
     from cryptography.fernet import Fernet
 
-    env = {"PANEL_ENV": "production", "SECRET_KEY": "s" * 48, "PANEL_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    env = {"PANEL_ENV": "production", "SECRET_KEY": "u0Ksh324CuKrhDJofogUU-0I3IceBGdMtH-bohvLXrebwquu4Bj6xV3uA6_T2qts", "PANEL_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
            "DATABASE_URL": "postgresql://panel:pw@db.internal/panel", "REDIS_URL": "redis://redis.internal:6379/0",
            "MAIL_SERVER": "smtp.internal", "SAGE_CLIENT_ID": "client-id", "SAGE_CLIENT_SECRET": "client-secret",
            "PANEL_BASE_URL": "https://crm.example.com"}

@@ -4,20 +4,16 @@ from __future__ import annotations
 from flask import Flask, redirect, request, url_for
 from flask_htmx import make_response as htmx_response
 
-from ..extensions import db, htmx, login_manager
-from ..models import User
+from ..extensions import htmx, login_manager
+from ..sessions import load
 from .guards import admin_required, company_scoped, safe_next  # noqa: F401  (re-exported)
 from .views import bp
 
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    """Load an active user by id; inactive users are signed out at their next request."""
-    try:
-        user = db.session.get(User, int(user_id))
-    except (TypeError, ValueError):
-        return None
-    return user if user is not None and user.active else None
+    """The active user of this request's live server-side session (ended or inactive: signed out at once)."""
+    return load(user_id)
 
 
 @login_manager.unauthorized_handler

@@ -11,20 +11,22 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import clock, events
 from ..extensions import db
+from ..localtime import plural
 from ..models import User
+from ..sessions import end_all, end_current, start
 from .guards import safe_next
-from .throttle import account_key, address_key, locked_minutes, record_failure, reset
+from .throttle import address_key, claim, limits, pair_key, succeeded, try_again
 
 bp = Blueprint("auth", __name__)
+
 
 @functools.cache
 def _dummy_hash() -> str:
@@ -52,44 +54,39 @@ def login():
     if len(email) > 254 or len(password) > 1024:
         return _form(400, "Email or password is incorrect.", "", next_url)
 
-    cfg = current_app.config
-    now = clock.now()
-    keys = [account_key(email), address_key(request.remote_addr)]
-    wait = locked_minutes(keys, now)
+    pair, address = pair_key(email, request.remote_addr), address_key(request.remote_addr)
+    # Claimed before the password is checked: parallel guesses each take their own place in the count.
+    wait = claim(pair, address, clock.now(), limits(current_app.config))
     if wait:
-        return _form(429, _try_again(wait), email, next_url)
+        events.emit(events.SIGN_IN_LOCKED, address=request.remote_addr, wait_seconds=wait, level=logging.WARNING)
+        return _form(429, try_again(wait), email, next_url)
 
     user = db.session.execute(select(User).filter_by(email=email)).scalar_one_or_none()
     ok = check_password_hash(user.password_hash if user else _dummy_hash(), password)
     if not (user and ok and user.active):
-        lock = cfg["PANEL_LOGIN_LOCK_MINUTES"]
-        record_failure(keys[0], cfg["PANEL_LOGIN_MAX_FAILURES"], lock, now)
-        record_failure(keys[1], cfg["PANEL_LOGIN_MAX_FAILURES_PER_ADDRESS"], lock, now)
-        wait = locked_minutes(keys, now)
-        if wait:  # this failure is the one that locked it (a locked key is answered above, before counting)
-            events.emit(events.SIGN_IN_LOCKED, company_id=getattr(user, "company_id", None),
-                        actor_id=getattr(user, "id", None), address=request.remote_addr, minutes=wait,
-                        level=logging.WARNING)
-            return _form(429, _try_again(wait), email, next_url)
         return _form(401, "Email or password is incorrect.", email, next_url)
 
-    reset(keys[0])
-    session.clear()  # a fresh session (and CSRF token) on every sign-in
-    login_user(user)
-    session.permanent = True
-    session["_started"] = session["_last_seen"] = now.timestamp()
+    succeeded(pair, address)
+    start(user)  # a fresh server-side session; the cookie is cleared and holds only its id
     return redirect(next_url or url_for("settings.sage"))
 
 
-def _try_again(minutes: int) -> str:
-    unit = "minute" if minutes == 1 else "minutes"
-    return f"Too many failed sign-in attempts. Try again in {minutes} {unit}."
+def _signed_out(message: str):
+    flash(message, "info")
+    return redirect(url_for("auth.login"))
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    """Sign out and drop the whole session."""
-    logout_user()
-    session.clear()
-    flash("You have been signed out.", "info")
-    return redirect(url_for("auth.login"))
+    """Sign out: the session's server-side record is deleted, so a copy of the cookie stops working too."""
+    end_current()
+    return _signed_out("You have been signed out.")
+
+
+@bp.route("/logout/everywhere", methods=["POST"])
+@login_required
+def logout_everywhere():
+    """Sign out everywhere: end every session of the signed-in person, this one included."""
+    ended = end_all(current_user.id)
+    end_current()
+    return _signed_out(f"You have been signed out everywhere ({plural(ended, 'session')} ended).")

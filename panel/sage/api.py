@@ -6,8 +6,6 @@ import logging
 from datetime import timedelta
 
 import redis
-import requests
-from authlib.common.errors import AuthlibBaseError
 from flask import current_app
 
 from .. import clock, events
@@ -16,8 +14,11 @@ from ..extensions import db
 from ..models import TokenState
 from ..redis_conn import get_redis
 from . import client, store
+from .http import HttpFailure, Reply, request
+from .tokens import TokenError
 
 EARLY = timedelta(seconds=60)  # refresh this long before the access token runs out
+MAX_API_BYTES = 1024 * 1024    # a Sage API answer we read (GET /sites lists a few sites and companies)
 
 
 class SageUnavailable(Exception):
@@ -97,17 +98,16 @@ def _refresh_once(token) -> str:
     _release_connection()  # and not during the network call either
     try:
         response = client.refresh(refresh_token)
-    except AuthlibBaseError as exc:
-        error = getattr(exc, "error", "") or "error"
-        if error in {"invalid_grant", "unauthorized_client", "invalid_client"}:
-            reason = f"Sage ID refused the refresh ({error}{': ' + exc.description if getattr(exc, 'description', None) else ''})."
+    except TokenError as exc:
+        if exc.terminal:  # retrying cannot fix it (invalid_grant, invalid_scope, …): only a new Login Now can
+            reason = f"Sage ID refused the refresh ({exc.reason()})."
             store.mark_needs_login(token, reason[:500])
             raise SageUnavailable(f"The Sage token needs a new Login Now: {reason}", needs_login=True) from exc
-        raise SageUnavailable(f"Sage ID could not refresh the token ({error}). Please try again.") from exc
-    except (requests.RequestException, ValueError) as exc:
-        raise SageUnavailable("Sage ID could not be reached to refresh the token. Please try again.") from exc
-    if not response.get("access_token"):
-        raise SageUnavailable("Sage ID's refresh answer had no access token. Please try again.")
+        raise SageUnavailable(f"Sage ID could not refresh the token ({exc.reason()}). Please try again.") from exc
+    except HttpFailure as exc:
+        what = {"timeout": "did not answer in time", "too_large": "answered with too much data"}.get(
+            exc.kind, "could not be reached")
+        raise SageUnavailable(f"Sage ID {what} to refresh the token. Please try again.") from exc
     if not store.save_refreshed(token, response, now):
         # A new Login Now replaced the token while we refreshed: use whatever is current now.
         fresh = store.current(token.company_id)
@@ -116,21 +116,23 @@ def _refresh_once(token) -> str:
     return response["access_token"]
 
 
-def get(company_id: int, path: str) -> requests.Response:
+def get(company_id: int, path: str) -> Reply:
     """GET ``SAGE_API_BASE + path`` with the company's token; raises SageUnavailable when it cannot."""
-    url = current_app.config["SAGE_API_BASE"] + path
+    cfg = current_app.config
+    headers = {"Authorization": f"Bearer {access_token(company_id)}", "Accept": "application/json"}
     try:
-        resp = requests.get(url, headers={"Authorization": f"Bearer {access_token(company_id)}",
-                                          "Accept": "application/json"},
-                            timeout=current_app.config["SAGE_HTTP_TIMEOUT"])
-    except requests.Timeout as exc:
-        raise SageUnavailable("The Sage API did not answer in time.") from exc
-    except requests.RequestException as exc:
+        resp = request("GET", cfg["SAGE_API_BASE"] + path, headers=headers, deadline=cfg["SAGE_HTTP_TIMEOUT"],
+                       max_bytes=MAX_API_BYTES)
+    except HttpFailure as exc:
+        if exc.kind == "timeout":
+            raise SageUnavailable("The Sage API did not answer in time.") from exc
+        if exc.kind == "too_large":
+            raise SageUnavailable("The Sage API answered with more data than expected.") from exc
         raise SageUnavailable("The Sage API could not be reached.") from exc
-    if resp.status_code == 401:
+    if resp.status == 401:
         raise SageUnavailable("The Sage API refused the token (401). Try Login Now if this persists.")
-    if resp.status_code >= 400:
-        raise SageUnavailable(f"The Sage API answered with an error ({resp.status_code}).")
+    if resp.status >= 400:
+        raise SageUnavailable(f"The Sage API answered with an error ({resp.status}).")
     return resp
 
 

@@ -1,14 +1,18 @@
-"""The SageID OAuth 2.0 client (authlib): Login Now redirect, code exchange, and the refresh call."""
+"""The SageID OAuth 2.0 client: Login Now redirect and state (authlib), then the code exchange and the refresh call
+at the token endpoint, each one bounded HTTP request (``http``) whose answer is checked (``tokens``).
+
+authlib builds the authorization request and keeps its state, but does not make the token requests: its refresh
+adds the configured scope (RFC 6749 §6 forbids scopes beyond the granted ones; strict providers answer
+``invalid_scope``), and its HTTP calls have only per-read timeouts and no size cap.
+"""
 from __future__ import annotations
 
-import json
-
-import requests
-from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
 from flask import current_app, session
 
 from ..redis_conn import get_redis
+from .http import HttpFailure, request
+from .tokens import MAX_BODY_BYTES, TokenError, parse
 
 STATE_TTL = 600  # seconds a Login Now may take before its state is forgotten
 
@@ -41,17 +45,20 @@ def remote():
     """An authlib client for the configured provider (built per use: settings differ between apps in tests)."""
     cfg = current_app.config
     oauth = OAuth(current_app, cache=_StateCache())
-    kwargs = {"scope": cfg["SAGE_SCOPES"], "default_timeout": cfg["SAGE_HTTP_TIMEOUT"],
-              "token_endpoint_auth_method": "client_secret_post"}
+    kwargs = {"scope": cfg["SAGE_SCOPES"]}
     if cfg["SAGE_USE_PKCE"]:
         kwargs["code_challenge_method"] = "S256"
+    params = {}
+    if cfg["SAGE_AUDIENCE"]:
+        params["audience"] = cfg["SAGE_AUDIENCE"]
+    if cfg["SAGE_PROMPT"]:
+        params["prompt"] = cfg["SAGE_PROMPT"]  # e.g. "consent": some providers grant offline_access only then
     client = oauth.register(
         "sage",
         client_id=cfg["SAGE_CLIENT_ID"],
         client_secret=cfg["SAGE_CLIENT_SECRET"],
         authorize_url=cfg["SAGE_AUTHORIZE_URL"],
-        access_token_url=cfg["SAGE_TOKEN_URL"],
-        authorize_params={"audience": cfg["SAGE_AUDIENCE"]} if cfg["SAGE_AUDIENCE"] else None,
+        authorize_params=params or None,
         client_kwargs=kwargs,
     )
     client.framework.expires_in = STATE_TTL
@@ -89,28 +96,41 @@ def exchange_code(args, redirect_uri: str) -> dict:
                                          "Nothing was changed. Click Login Now to start again.")
     if not args.get("code"):
         raise CallbackError("missing_code", "Sage ID did not send an authorization code. Nothing was changed.")
-    params = {"code": args["code"], "redirect_uri": data.get("redirect_uri") or redirect_uri}
+    form = {"grant_type": "authorization_code", "code": args["code"],
+            "redirect_uri": data.get("redirect_uri") or redirect_uri}
     if data.get("code_verifier"):
-        params["code_verifier"] = data["code_verifier"]
+        form["code_verifier"] = data["code_verifier"]
     try:
-        token = client.fetch_access_token(**params)
-    except AuthlibBaseError as exc:
-        code = getattr(exc, "error", None) or "token_error"
-        if code == "invalid_grant":
-            raise CallbackError(code, "That sign-in code was already used or has expired. "
-                                      "Nothing was changed. Click Login Now to start again.") from exc
-        raise CallbackError(code, "Sage ID refused the sign-in. Nothing was changed. Please try again.") from exc
-    except requests.Timeout as exc:
-        raise CallbackError("timeout", "Sage ID did not answer in time. Nothing was changed. "
-                                       "Please try again in a moment.") from exc
-    except (requests.RequestException, ValueError, json.JSONDecodeError) as exc:
-        raise CallbackError("token_endpoint", "Sage ID could not be reached or gave an unexpected answer. "
-                                              "Nothing was changed. Please try again.") from exc
-    if not token.get("access_token"):
-        raise CallbackError("no_access_token", "Sage ID's answer had no access token. Nothing was changed.")
-    return dict(token)
+        return token_request(form, current_app.config["SAGE_SCOPES"])
+    except TokenError as exc:
+        if exc.code == "invalid_grant":
+            raise CallbackError(exc.code, "That sign-in code was already used or has expired. "
+                                          "Nothing was changed. Click Login Now to start again.") from exc
+        if exc.code == "bad_answer" or exc.code.startswith("http_"):
+            raise CallbackError(exc.code, "Sage ID could not be reached or gave an unexpected answer "
+                                          f"({exc.description}). Nothing was changed. Please try again.") from exc
+        raise CallbackError(exc.code, f"Sage ID refused the sign-in ({exc.reason()}). Nothing was changed. "
+                                      "Please try again.") from exc
+    except HttpFailure as exc:
+        if exc.kind == "timeout":
+            raise CallbackError("timeout", "Sage ID did not answer in time. Nothing was changed. "
+                                           "Please try again in a moment.") from exc
+        what = "answered with too much data" if exc.kind == "too_large" else "could not be reached"
+        raise CallbackError(exc.kind, f"Sage ID could not be reached or gave an unexpected answer ({what}). "
+                                      "Nothing was changed. Please try again.") from exc
+
+
+def token_request(form: dict, requested_scope: str | None) -> dict:
+    """POST ``form`` to the token endpoint (client_secret_post) within SAGE_HTTP_TIMEOUT in total; the checked
+    answer, or TokenError / HttpFailure."""
+    cfg = current_app.config
+    form = dict(form, client_id=cfg["SAGE_CLIENT_ID"], client_secret=cfg["SAGE_CLIENT_SECRET"])
+    reply = request("POST", cfg["SAGE_TOKEN_URL"], data=form, headers={"Accept": "application/json"},
+                    deadline=cfg["SAGE_HTTP_TIMEOUT"], max_bytes=MAX_BODY_BYTES)
+    return parse(reply.status, reply.body, requested_scope)
 
 
 def refresh(refresh_token: str) -> dict:
-    """Exchange a refresh token at the token endpoint (call only under the refresh lock)."""
-    return dict(remote().fetch_access_token(grant_type="refresh_token", refresh_token=refresh_token))
+    """Exchange a refresh token (call only under the refresh lock). No scope is sent, so the provider keeps the
+    granted one (RFC 6749 §6); the answer's ``scope`` is None unless the provider states a new one."""
+    return token_request({"grant_type": "refresh_token", "refresh_token": refresh_token}, None)

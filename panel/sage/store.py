@@ -65,7 +65,7 @@ def save_new(company: Company, user: User, response: dict, now: datetime) -> Sag
     token.access_token_enc = encrypt(response["access_token"])
     token.access_expires_at = access_expiry(now, response)
     token.refresh_token_enc = encrypt(response.get("refresh_token"))
-    token.scope = (response.get("scope") or "")[:500] or None
+    token.scope = (response.get("scope") or "")[:500] or None  # granted (or, unstated, the requested) scope
     token.state, token.state_reason = TokenState.OK.value, None
     token.last_refreshed_at = None
     token.version = (token.version or 0) + 1
@@ -89,6 +89,8 @@ def save_refreshed(token: SageToken, response: dict, now: datetime) -> bool:
     }
     if response.get("refresh_token"):  # rotating providers send a new one; keep the old otherwise
         values["refresh_token_enc"] = encrypt(response["refresh_token"])
+    if response.get("scope"):  # the provider stated the scope of the new token (it may only shrink)
+        values["scope"] = response["scope"][:500]
     stated = _seconds(response.get("refresh_token_expires_in"))
     if stated is not None and now + timedelta(seconds=stated) < token.expires_at:
         values["expires_at"] = now + timedelta(seconds=stated)  # may shorten, never extends

@@ -1,9 +1,10 @@
 """The two full pages: Settings › Sage and My notifications."""
 from __future__ import annotations
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
+from ..sessions import SID, active
 from ..reminders import recipients
 from ..reminders.delivery import uses_outbox
 from .connection import activity_context, activity_limit
@@ -29,7 +30,10 @@ def sage():
 
 @login_required
 def notifications():
-    """My notifications: the signed-in person's own reminder switch and a test email."""
+    """My notifications: the signed-in person's own reminder switch, a test email, and where they are signed in."""
+    cfg = current_app.config
     return render_template("settings/notifications.html", nav="notifications", person=current_user,
-                           company=current_user.company, test_email=None,
-                           outbox_enabled=uses_outbox(current_app.config))
+                           company=current_user.company, test_email=None, outbox_enabled=uses_outbox(cfg),
+                           sessions=active(current_user.id), current_sid=session.get(SID),
+                           idle_minutes=cfg["PANEL_IDLE_TIMEOUT_MINUTES"],
+                           absolute_hours=cfg["PANEL_ABSOLUTE_TIMEOUT_HOURS"])
