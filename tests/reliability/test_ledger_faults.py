@@ -114,3 +114,57 @@ def test_worker_killed_between_the_250_and_the_ledger_write(tmp_path, template_d
         assert "1 uncertain" in page
         with app.app_context():
             assert User.query.count() == 5
+
+
+def test_two_rows_for_one_person_sent_at_once_send_one_message(tmp_path, template_db, redis_server):
+    """London's reminders (send hour 00:00) claimed at midnight and not sent yet; at 09:00Z the company moves to
+    Los Angeles, whose Sunday began at 08:00Z, after that claim: a second row per person for the same date. Both
+    rows are sent at the same moment by two workers: the ledger lets one message per person through (the 20-hour
+    rule is enforced when DATA is recorded, the person's row locked on PostgreSQL); the other is skipped."""
+    import threading
+
+    from panel.reminders import settings
+    from panel.reminders.sending import TOO_SOON, send_claimed
+
+    with SMTP(LockOnAccept(None, None)) as smtp:
+        smtp.handler.armed = False  # no lock in this test
+        app = make_app(tmp_path, template_db, redis_server, PANEL_BASE_URL="https://crm.example.com",
+                       PANEL_REMINDER_LEASE_SECONDS=86400, **smtp.config())  # nothing abandoned here
+        midnight = datetime(2027, 1, 10, tzinfo=timezone.utc)  # 00:00 Sun 10 Jan in London
+        with app.app_context():
+            company = Company.query.filter_by(name="Demo Ltd").one()
+            company.reminder_hour = 0
+            db.session.commit()
+            clock.freeze(midnight - timedelta(days=70))
+            connect_sage()
+            first = sweep.find_and_claim(midnight).batches[0]
+            clock.freeze(midnight + timedelta(hours=9))
+            admin = User.query.filter_by(email="admin@example.com").one()
+            settings.save(company.id, settings.SETTINGS["timezone"], "America/Los_Angeles", admin)
+            second = sweep.find_and_claim(clock.now()).batches[0]
+            assert len(first) == len(second) == 2 and not set(first) & set(second)
+            db.session.remove()
+        barrier, errors = threading.Barrier(2), []
+
+        def send(ids):
+            with app.app_context():
+                barrier.wait()
+                try:
+                    send_claimed(ids)
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+                finally:
+                    db.session.remove()
+
+        threads = [threading.Thread(target=send, args=(ids,)) for ids in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        clock.freeze(None)
+        assert not errors, errors
+        assert Counter(smtp.handler.to()) == {"admin@example.com": 1, "chloe@example.com": 1}
+        with app.app_context():
+            rows = ReminderDelivery.query.all()
+            assert sorted(r.status for r in rows) == ["sent", "sent", "skipped", "skipped"]
+            assert {r.reason for r in rows if r.status == "skipped"} == {TOO_SOON}
