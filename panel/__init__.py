@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import ConfigError, load_config, production_problems
+from .config import ConfigError, load_config, private_sqlite_file, production_problems
 from .extensions import csrf, db, htmx, mail, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ def create_app(config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
-    os.makedirs(app.instance_path, exist_ok=True)
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)  # secrets, the database, Redis' files
     env = overrides.pop("ENV_VARS", None)
     app.config.update(load_config(app.instance_path, env))
     app.config.update(overrides)
@@ -52,6 +52,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .reminders import unsubscribe
 
     busy.configure_engine(app.config)  # bounded lock waits, for the final database URI
+    private_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)

@@ -51,6 +51,17 @@ def _instance_secret(instance: Path, filename: str, make) -> str:
     return value
 
 
+def private_sqlite_file(uri: str) -> None:
+    """Create the SQLite database file 0600 before SQLite does (it would follow the umask, usually 0644); SQLite
+    gives its journal the database file's mode. An empty file is a valid empty database."""
+    if not uri.startswith("sqlite:///") or "?" in uri:
+        return
+    path = uri[len("sqlite:///"):]
+    if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dict:
     """Build the Flask configuration dict from the environment (``os.environ`` by default)."""
     env = os.environ if env is None else env
