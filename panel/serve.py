@@ -86,8 +86,15 @@ def _port_free(port: int) -> None:
             return
         except OSError:
             pass
-    holder = next((f"PID {c.pid}" for c in psutil.net_connections("tcp")
-                   if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid), "another program")
+    pid = next((c.pid for c in psutil.net_connections("tcp")
+                if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid), None)
+    holder = "another program"
+    if pid is not None:
+        proc = psutil.Process(pid)
+        # A pre-forking server's workers share the socket: name the master (the same command, one level up).
+        while (parent := proc.parent()) is not None and parent.cmdline() == proc.cmdline():
+            proc = parent
+        holder = f"PID {proc.pid}: {' '.join(proc.cmdline())[:80]}"
     raise click.ClickException(f"Port {port} is already in use (by {holder}). Stop it, or choose another port: "
                                f"flask serve --port {port + 1} (make run: PORT={port + 1} make run).")
 

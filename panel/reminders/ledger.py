@@ -1,8 +1,9 @@
 """The reminder ledger: claim a (company, user, local day) before SMTP, mark the moment DATA goes, record the answer.
 
-A row moves claimed -> sending (one sender, fenced by its attempt number) -> sent | failed | skipped, or to
-uncertain when the mail server may have received the message but its answer was never recorded (see
-docs/RELIABILITY.md, "The ambiguous window").
+A row moves claimed -> sending (marked just before DATA, by exactly one sender) -> sent | failed, back to claimed
+(a definite refusal, to retry), or to uncertain when the mail server may have the message but its answer was never
+recorded (docs/RELIABILITY.md, "The ambiguous window"). A row that never reached DATA stays claimed: skipped,
+failed or retried from there.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from flask import current_app
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.orm import aliased
@@ -93,43 +94,32 @@ def company_history(company_id: int, now: datetime) -> History:
     return History(claimed, sent)
 
 
-def take(row_id: int, now: datetime) -> int | None:
-    """Move a claimed row (or one whose sender died before DATA) to 'sending'; returns the attempt number that
-    fences every later write of this sender, or None when the row is not available."""
-    attempt = db.session.execute(
-        update(R).where(R.id == row_id, or_(
-            R.status == S.CLAIMED.value,
-            and_(R.status == S.SENDING.value, R.data_at.is_(None), R.sending_since < now - lease())))
-        .values(status=S.SENDING.value, sending_since=now, attempts=R.attempts + 1, data_at=None)
-        .returning(R.attempts)
-    ).scalar_one_or_none()
-    db.session.commit()
-    return attempt
+_OTHER = aliased(R, name="other")  # once: building an alias per message cost more than the statement itself
 
 
-def mark_data(row_id: int, attempt: int, now: datetime, recipient: str) -> bool:
-    """Record, just before DATA, that this message is being handed over; False (send nothing) when this sender no
-    longer holds the row or another reminder went to the person within MIN_GAP.
+def mark_data(row_id: int, company_id: int, user_id: int, now: datetime, recipient: str) -> bool:
+    """Just before DATA: claimed -> sending, ``data_at`` = now, one more try. False (send nothing) when the row is no
+    longer claimed (another sender has it, or it was handled) or another reminder went to the person within MIN_GAP.
 
-    One transaction; on PostgreSQL the person's row is locked first, so two senders of two rows for one person
-    (a timezone moved between claims) are serialized and the second sees the first's hand-over.
+    One statement, so only one sender ever marks a row. On PostgreSQL the person's row is locked first, so two
+    senders of two rows for one person (a timezone moved between claims) are serialized and the second sees the
+    first's mark; SQLite runs one writer at a time, and one statement reads and writes under the same lock.
     """
-    company_id, user_id = db.session.execute(select(R.company_id, R.user_id).where(R.id == row_id)).one()
-    db.session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
-    other = aliased(R)
-    recent = exists().where(other.company_id == company_id, other.user_id == user_id, other.id != row_id,
-                            other.status.in_(HANDED_OVER), other.data_at > now - MIN_GAP)
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
+    recent = exists().where(_OTHER.company_id == company_id, _OTHER.user_id == user_id, _OTHER.id != row_id,
+                            _OTHER.status.in_(HANDED_OVER), _OTHER.data_at > now - MIN_GAP)
     result = db.session.execute(
-        update(R).where(R.id == row_id, R.attempts == attempt, R.status == S.SENDING.value, ~recent)
-        .values(data_at=now, recipient=recipient[:254]))
+        update(R).where(R.id == row_id, R.status == S.CLAIMED.value, ~recent)
+        .values(status=S.SENDING.value, data_at=now, sending_since=now, attempts=R.attempts + 1,
+                recipient=recipient[:254]))
     db.session.commit()
     return result.rowcount == 1
 
 
-def holds(row_id: int, attempt: int) -> bool:
-    """True while this sender (``attempt``) still holds the row."""
-    return db.session.execute(select(R.id).where(R.id == row_id, R.attempts == attempt,
-                                                 R.status == S.SENDING.value)).first() is not None
+def status_of(row_id: int) -> str | None:
+    """The row's status as stored now."""
+    return db.session.execute(select(R.status).where(R.id == row_id)).scalar_one_or_none()
 
 
 def _written(stmt, what: str) -> bool:
@@ -155,44 +145,54 @@ def _written(stmt, what: str) -> bool:
         pause = min(pause * 2, 5.0)
 
 
-def finish(row_id: int, attempt: int, status: S, now: datetime, recipient: str | None = None,
-           reason: str | None = None) -> bool:
-    """Record how this sender's row ended (sent, failed, skipped, uncertain); retried until it is written
-    (bounded by the lease). A late 'sent' also replaces an 'uncertain' the sweep gave the row meanwhile."""
-    states = [S.SENDING.value] + ([S.UNCERTAIN.value] if status is S.SENT else [])
+def finish(row_id: int, status: S, now: datetime, recipient: str | None = None, reason: str | None = None, *,
+           marked: bool = True, tried: bool = False) -> bool:
+    """Record how a row ended — ``marked``: after DATA (from 'sending'; a late 'sent' also replaces an 'uncertain'
+    the sweep gave it meanwhile), else before it (from 'claimed'; ``tried`` counts one more try). Retried until
+    written, for up to the lease; False when it never got through."""
+    if marked:
+        states = [S.SENDING.value] + ([S.UNCERTAIN.value] if status is S.SENT else [])
+    else:
+        states = [S.CLAIMED.value]
     values = {"status": status.value, "finished_at": now, "reason": (reason or None) and reason[:500]}
     if recipient:
         values["recipient"] = recipient[:254]
-    stmt = update(R).where(R.id == row_id, R.attempts == attempt, R.status.in_(states)).values(**values)
+    if tried:
+        values["attempts"] = R.attempts + 1
+    stmt = update(R).where(R.id == row_id, R.status.in_(states)).values(**values)
     return _written(stmt, f"reminder {row_id} as {status.value}")
 
 
-def release(row_id: int, attempt: int, reason: str) -> None:
-    """A transient failure before the server took the message: back to claimed, to be tried again."""
-    db.session.execute(update(R).where(R.id == row_id, R.attempts == attempt, R.status == S.SENDING.value)
-                       .values(status=S.CLAIMED.value, data_at=None, reason=reason[:500]))
+def release(row_id: int, now: datetime, reason: str, *, marked: bool) -> None:
+    """A transient failure; the row is claimed again, to be retried (RQ Retry, or the next sweep after the lease).
+    ``marked``: the server refused the DATA (a definite 4xx), so the mark is undone; else a try that never reached
+    DATA is counted."""
+    if marked:
+        stmt = (update(R).where(R.id == row_id, R.status == S.SENDING.value)
+                .values(status=S.CLAIMED.value, data_at=None, sending_since=now, reason=reason[:500]))
+    else:
+        stmt = (update(R).where(R.id == row_id, R.status == S.CLAIMED.value)
+                .values(attempts=R.attempts + 1, sending_since=now, reason=reason[:500]))
+    db.session.execute(stmt)
     db.session.commit()
 
 
 def orphans(now: datetime, limit: int = 1000) -> list[int]:
-    """Rows nobody is working on that may be sent again: claimed with no attempt for a lease, or 'sending' past
-    the lease without having reached DATA (provably never handed to the mail server)."""
+    """Claimed rows nobody has tried for a lease: their sender died before DATA (provably never handed over)."""
     stale = now - lease()
     rows = db.session.execute(
-        select(R.id).where(or_(
-            and_(R.status == S.CLAIMED.value, func.coalesce(R.sending_since, R.claimed_at) < stale),
-            and_(R.status == S.SENDING.value, R.data_at.is_(None), R.sending_since < stale),
-        )).order_by(R.id).limit(limit)
+        select(R.id).where(R.status == S.CLAIMED.value, func.coalesce(R.sending_since, R.claimed_at) < stale)
+        .order_by(R.id).limit(limit)
     )
     return [r[0] for r in rows]
 
 
 def resolve_uncertain(now: datetime) -> list[tuple[int, int, str | None]]:
-    """Rows still 'sending' past the lease after DATA went: mark them 'uncertain' (never re-sent; counted as
-    sent for the day). Returns (row id, company id, recipient) of each."""
+    """Rows still 'sending' (marked before DATA) a lease later: their sender died or could not record the answer.
+    Mark them 'uncertain' (never re-sent; counted as sent for the day). Returns (row id, company id, recipient)."""
     stale = now - lease()
     rows = db.session.execute(select(R.id, R.company_id, R.recipient).where(
-        R.status == S.SENDING.value, R.data_at.is_not(None), R.sending_since < stale)).all()
+        R.status == S.SENDING.value, R.sending_since < stale)).all()
     if rows:
         db.session.execute(update(R).where(R.id.in_([r.id for r in rows]), R.status == S.SENDING.value,
                                            R.sending_since < stale)

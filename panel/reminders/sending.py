@@ -1,5 +1,6 @@
-"""Send a batch of claimed reminders over one SMTP connection: take each row, re-check it, record the moment DATA
-goes, send, and record the answer — so a reminder is re-sent only when it provably never reached the server."""
+"""Send a batch of claimed reminders over one SMTP connection: re-check each row, mark it in the ledger the moment
+DATA goes (the one write that makes a sender the row's only sender), send, and record the answer — so a reminder is
+re-sent only when it provably never reached the server."""
 from __future__ import annotations
 
 import logging
@@ -66,54 +67,57 @@ def _why_not(row: ReminderDelivery, now) -> str | None:
 
 
 class DataGate:
-    """The ``before_data`` hook of one message: records in the ledger that DATA is about to go, or stops it."""
+    """The ``before_data`` hook of one message: marks the row in the ledger just before DATA goes, or stops it."""
 
-    def __init__(self, row_id: int, attempt: int, recipient: str):
-        self.row_id, self.attempt, self.recipient = row_id, attempt, recipient
-        self.passed = False       # DATA was (about to be) sent: the server may have the message from here on
+    def __init__(self, row: ReminderDelivery, recipient: str):
+        self.row_id, self.company_id, self.user_id, self.recipient = row.id, row.company_id, row.user_id, recipient
+        self.passed = False       # marked: the server may have the message from here on
         self.refused: str | None = None  # why it was stopped
+        self.lost = False         # another sender marked (or handled) the row first: it records the outcome
 
     def __call__(self) -> None:
         try:
-            ok = ledger.mark_data(self.row_id, self.attempt, clock.now(), self.recipient)
+            ok = ledger.mark_data(self.row_id, self.company_id, self.user_id, clock.now(), self.recipient)
+            if not ok:
+                self.lost = ledger.status_of(self.row_id) != S.CLAIMED.value
         except DBAPIError as exc:
             db.session.rollback()
             self.refused = f"the ledger could not be written ({getattr(exc, 'orig', exc)})"
             raise NotSent(self.refused) from exc
         if not ok:
-            self.refused = TOO_SOON if ledger.holds(self.row_id, self.attempt) else "another sender took the row"
+            self.refused = "another sender has it" if self.lost else TOO_SOON
             raise NotSent(self.refused)
         self.passed = True
 
 
-def _record(row_id: int, attempt: int, gate: DataGate, outcome: delivery.Delivery, email: str,
+def _record(row_id: int, tries: int, gate: DataGate, outcome: delivery.Delivery, email: str,
             result: BatchResult) -> None:
-    """Write what happened to one message to the ledger and the batch counts.
+    """Write what happened to one message to the ledger and the batch counts (``tries``: before this one).
 
     Takes plain values, not ORM objects: the ledger may be locked right now, and with SQLite even reading an
     expired attribute would wait for the lock (and fail) before the answer is safely recorded.
     """
-    now = clock.now()
+    now, last = clock.now(), tries + 1 >= ledger.MAX_ATTEMPTS
     if outcome.sent:
-        ledger.finish(row_id, attempt, S.SENT, now, email)
+        ledger.finish(row_id, S.SENT, now, email)
         result.sent += 1
+    elif gate.lost:
+        pass  # the sender that marked it records it
     elif gate.refused == TOO_SOON:
-        ledger.finish(row_id, attempt, S.SKIPPED, now, email, TOO_SOON)
+        ledger.finish(row_id, S.SKIPPED, now, email, TOO_SOON, marked=False)
         result.skipped += 1
-    elif gate.refused == "another sender took the row":
-        pass  # that sender records it
     elif gate.passed and outcome.code is None and outcome.outcome is Outcome.TRANSIENT:
         # The connection broke after DATA began and before the server answered: it may have the message.
         reason = f"{ledger.UNCERTAIN} (the connection broke during DATA: {outcome.reason})"
         log.warning("reminder %s to %s is uncertain: %s", row_id, email, reason)
-        ledger.finish(row_id, attempt, S.UNCERTAIN, now, email, reason)
+        ledger.finish(row_id, S.UNCERTAIN, now, email, reason)
         result.uncertain += 1
-    elif outcome.outcome is Outcome.PERMANENT or attempt >= ledger.MAX_ATTEMPTS:
-        ledger.finish(row_id, attempt, S.FAILED, now, email, outcome.reason)
+    elif outcome.outcome is Outcome.PERMANENT or last:
+        ledger.finish(row_id, S.FAILED, now, email, outcome.reason, marked=gate.passed, tried=not gate.passed)
         result.failed += 1
         result.reasons.append(outcome.reason)
     else:
-        ledger.release(row_id, attempt, outcome.reason)
+        ledger.release(row_id, now, outcome.reason, marked=gate.passed)
         result.retry += 1
         result.reasons.append(outcome.reason)
 
@@ -125,26 +129,25 @@ def send_claimed(ids: list[int]) -> BatchResult:
     with delivery.open_sender() as send:
         for row_id in ids:
             now = clock.now()
-            attempt = ledger.take(row_id, now)
-            if attempt is None:
-                continue  # already handled, or another worker is on it
             row = db.session.get(ReminderDelivery, row_id, populate_existing=True)
+            if row is None or row.status != S.CLAIMED.value:
+                continue  # already handled, or handed over by another sender
             reason = _why_not(row, now)
             if reason:
-                ledger.finish(row_id, attempt, S.SKIPPED, now, reason=reason)
+                ledger.finish(row_id, S.SKIPPED, now, reason=reason, marked=False)
                 result.skipped += 1
                 continue
             user = db.session.get(User, row.user_id)
             try:
                 message = compose_reminder(user.company, user, store.current(row.company_id), now, base_url)
             except UnsafeHeader as exc:
-                ledger.finish(row_id, attempt, S.FAILED, now, user.email, f"unsafe address or name: {exc}")
+                ledger.finish(row_id, S.FAILED, now, user.email, f"unsafe address or name: {exc}", marked=False)
                 result.failed += 1
                 continue
             message.msgId = f"<sage-reminder.{row.company_id}.{row.user_id}.{row.generation}.{row.local_date}@panel>"
-            email = user.email
-            gate = DataGate(row_id, attempt, email)
-            _record(row_id, attempt, gate, send(message, before_data=gate), email, result)
+            email, tries = user.email, row.attempts
+            gate = DataGate(row, email)
+            _record(row_id, tries, gate, send(message, before_data=gate), email, result)
     if result.retry:
         raise TransientDeliveryError(f"{plural(result.retry, 'reminder')} to retry: {result.reasons[-1]}", result)
     return result

@@ -76,14 +76,16 @@ def state(app) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("fault", ["read-only", "full"])
-def test_a_database_that_takes_no_writes_answers_503_nothing_saved(app, fault):
+def test_a_database_that_takes_no_writes_answers_503_nothing_saved(app, fault, caplog):
     if fault == "full" and not sqlite_path(app):
         pytest.skip("a full disk can only be produced for SQLite here (its page limit)")
     admin = Session(app.test_client(), "admin@example.com")
     before = state(app)
     (make_read_only if fault == "read-only" else make_full)(app)
-    resp = admin.post(DAYS, data={"reminder_days": "14"})
+    with caplog.at_level("ERROR"):
+        resp = admin.post(DAYS, data={"reminder_days": "14"})
     assert resp.status_code == 503, resp.text
+    assert any(r.levelname == "ERROR" and "database refused a write" in r.getMessage() for r in caplog.records)
     assert MESSAGE in html.unescape(resp.text) and "Something went wrong" not in resp.text
     plain = admin.post(DAYS, htmx=False, data={"reminder_days": "14"})  # no JavaScript: the full page
     assert plain.status_code == 503 and MESSAGE in html.unescape(plain.text)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from faults import SMTP, LedgerLock, LockOnAccept, midday_zone, process_env, sigkill_tree, start_worker
+from smtp_server import Recorder
 from support import Session, connect_sage, make_app, run_jobs
 
 from panel import clock
@@ -19,6 +20,7 @@ from panel.extensions import db
 from panel.models import Company, ReminderDelivery, User
 from panel.redis_conn import get_redis
 from panel.reminders import sweep
+from panel.reminders.sending import send_claimed
 
 LONDON = ZoneInfo("Europe/London")
 NINE = datetime(2026, 11, 20, 9, 0, tzinfo=LONDON).astimezone(timezone.utc)  # past the 08:00 send hour
@@ -168,3 +170,54 @@ def test_two_rows_for_one_person_sent_at_once_send_one_message(tmp_path, templat
             rows = ReminderDelivery.query.all()
             assert sorted(r.status for r in rows) == ["sent", "sent", "skipped", "skipped"]
             assert {r.reason for r in rows if r.status == "skipped"} == {TOO_SOON}
+
+
+class DataTrouble(Recorder):
+    """The first DATA for ``who``: the connection drops after the message arrived (``drop``), or a 451 comes back."""
+
+    def __init__(self, who: str, drop: bool):
+        super().__init__()
+        self.who, self.drop, self.done = who, drop, False
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.done or self.who not in envelope.rcpt_tos:
+            return await super().handle_DATA(server, session, envelope)
+        self.done = True
+        if not self.drop:
+            return "451 4.3.0 Temporary failure, try again"
+        await super().handle_DATA(server, session, envelope)  # the server has the message …
+        server.transport.close()  # … but its answer never reaches the sender
+        return "250 OK"
+
+
+@pytest.mark.parametrize("drop", [True, False], ids=["connection lost during DATA", "451 to DATA"])
+def test_an_answer_lost_during_data_is_uncertain_a_refusal_is_retried(tmp_path, template_db, redis_server, drop):
+    handler = DataTrouble("admin@example.com", drop)
+    with SMTP(handler) as smtp:
+        app = make_app(tmp_path, template_db, redis_server, PANEL_BASE_URL="https://crm.example.com",
+                       **smtp.config())
+        with app.app_context():
+            clock.freeze(NINE - timedelta(days=70))
+            connect_sage()
+            clock.freeze(NINE)
+            first = sweep.run(NINE, inline=True)
+            db.session.remove()
+            for minutes in (1, 15, 30):  # RQ's retry, then the next sweeps
+                clock.freeze(NINE + timedelta(minutes=minutes))
+                send_claimed([r.id for r in ReminderDelivery.query.all()])  # as RQ's Retry of the batch would
+                sweep.run(clock.now(), inline=True)
+                db.session.remove()
+        clock.freeze(None)
+    counts = Counter(handler.to())
+    assert counts == {"admin@example.com": 1, "chloe@example.com": 1}, counts
+    if drop:
+        assert (first["uncertain"], first["retry"]) == (1, 1)  # the next one waits for a new connection
+        assert statuses(app)["admin@example.com"] == "uncertain"
+    else:
+        assert (first["uncertain"], first["retry"]) == (0, 1)
+        assert statuses(app)["admin@example.com"] == "sent"
+    with app.app_context():
+        row = ReminderDelivery.query.join(User).filter(User.email == "admin@example.com").one()
+        message = next(m for m in handler.messages if m["To"].addresses[0].addr_spec == "admin@example.com")
+        assert message["Message-ID"] == (f"<sage-reminder.{row.company_id}.{row.user_id}.{row.generation}."
+                                         f"{row.local_date}@panel>")

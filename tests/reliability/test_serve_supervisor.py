@@ -15,6 +15,7 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import timedelta
@@ -176,6 +177,10 @@ def test_children_restart_with_backoff_and_a_second_serve_is_refused(site, tmp_p
         assert second.returncode == 1
         assert (f"already running for this instance folder (PID {serve.proc.pid}, port {port}"
                 in second.stdout + second.stderr)
+        other = dict(env, PANEL_INSTANCE_PATH=str(tmp_path / "other"))  # another instance, the same port
+        busy = subprocess.run(FLASK + ["serve", "--port", str(port)], env=other, cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+        assert busy.returncode == 1 and f"Port {port} is already in use (by PID {first_web(serve)}" in busy.stderr
         first = serve.children(instance)
         assert set(first) == {"redis", "worker", "cron", "web"}
 
@@ -216,6 +221,11 @@ def test_children_restart_with_backoff_and_a_second_serve_is_refused(site, tmp_p
     assert not (instance / "serve.pid").exists()
 
 
+def first_web(serve: Serve) -> int:
+    """The gunicorn master (which listens on the port)."""
+    return next(p.pid for p in psutil.Process(serve.proc.pid).children() if "gunicorn" in " ".join(p.cmdline()))
+
+
 def _pings(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
@@ -233,13 +243,20 @@ def test_damaged_aof_is_one_line_files_are_private_and_no_temp_folders(tmp_path,
     env.pop("PANEL_ENCRYPTION_KEYS")  # generated in the instance folder, as on a laptop
     done = subprocess.run(FLASK + ["db", "upgrade"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    # A child of an earlier serve that was killed and somehow survived it: the next start stops it.
+    survivor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    (instance / "serve.pid").write_text(json.dumps({"pid": 1, "port": 1, "children": {
+        "worker": [survivor.pid, psutil.Process(survivor.pid).create_time()]}}))
     port = free_port()
     reaper.append(port)
     serve = Serve(env, port, tmp_path / "serve.log").start()
     serve.up()
     redis.Redis.from_url(f"unix://{instance / 'redis.sock'}").set("queued-work", "x")
+    assert survivor.wait(10) == -signal.SIGKILL
+    assert f"stopped worker (pid {survivor.pid}), left running by a previous serve" in serve.text()
     assert serve.interrupt() == 0, serve.text()
     assert list(tmpdir.iterdir()) == [], "a start left temporary files or folders behind"
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o700
     for name in ("panel.sqlite3", "secret_key", "encryption_keys", "appendonly.aof", "redis.db", "redis.log"):
         mode = stat.S_IMODE((instance / name).stat().st_mode)
         assert mode == 0o600, f"{name} is {oct(mode)}"
