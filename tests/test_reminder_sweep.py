@@ -314,6 +314,29 @@ def test_first_reminder_of_a_window_goes_at_the_send_hour(mail_app, smtp, tz_nam
     assert [(d.day, d.hour, d.minute) for d in times] == [(30, 9, 0), (30, 9, 0), (31, 9, 0), (31, 9, 0)]
 
 
+def test_next_reminder_line_says_when_it_is_due_now_or_held_by_the_20_hours(app):
+    """The widget agrees with the plan when the send hour is not what decides (mail goes to the demo outbox here)."""
+    from support import Session
+
+    app.config["PANEL_IDLE_TIMEOUT_MINUTES"] = 600  # one signed-in page across the night
+    with app.app_context():
+        company = demo()
+        company.reminder_hour = 23
+        db.session.commit()
+        connect(demo(), local(2026, 11, 1, 12), timedelta(days=30))
+    clock.freeze(local(2026, 11, 20, 23, 5))  # past today's 23:00, no sweep yet
+    http = Session(app.test_client(), "admin@example.com").client
+    assert ("Next reminder: due now (today's 23:00 has passed), to 2 recipients — the next sweep sends it within "
+            "15 minutes") in http.get("/settings/sage").text
+    with app.app_context():
+        assert sweep_at(local(2026, 11, 20, 23, 10))["sent"] == 2
+        demo().reminder_hour = 0
+        db.session.commit()
+    clock.freeze(local(2026, 11, 21, 0, 30))
+    assert ("Next reminder: Sat 21 Nov 2026, 19:10 GMT, to 2 recipients (20 hours after the last one: reminders are "
+            "never closer than that)") in http.get("/settings/sage").text
+
+
 def test_a_company_with_5000_recipients_is_claimed_in_one_sweep(mail_app, smtp):
     company = demo()
     db.session.execute(User.__table__.insert(), [
