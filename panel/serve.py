@@ -53,7 +53,13 @@ def _read_pidfile(instance: Path) -> dict:
 
 
 def _write_pidfile(instance: Path, port: int, sup: Supervisor) -> None:
-    children = {name: [pid, psutil.Process(pid).create_time()] for name, pid in sup.pids().items()}
+    """Record our PID, port and children (PID + start time, so a reused PID is never mistaken for one of them)."""
+    children = {}
+    for name, pid in sup.pids().items():
+        try:
+            children[name] = [pid, psutil.Process(pid).create_time()]
+        except psutil.Error:
+            pass  # it just exited: the next check restarts it and rewrites this file
     tmp = instance / "serve.pid.tmp"
     tmp.write_text(json.dumps({"pid": os.getpid(), "port": port, "children": children}))
     os.replace(tmp, instance / "serve.pid")

@@ -103,3 +103,22 @@ def test_children_are_told_to_die_with_the_supervisor(tmp_path):
     finally:
         if boss.poll() is None:
             boss.kill()
+
+
+def test_stop_last_children_are_stopped_after_the_others(sup, tmp_path):
+    """Redis is stopped last: the worker and cron need it to shut down cleanly."""
+    log = tmp_path / "order"
+    code = ("import signal, sys, time\n"
+            "def bye(*_):\n"
+            "    time.sleep(float(sys.argv[2]))\n"
+            "    open(sys.argv[3], 'a').write(sys.argv[1])\n"
+            "    sys.exit(0)\n"
+            "signal.signal(signal.SIGTERM, bye)\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n")
+    last = sup.start(Program("redis", [PY, "-c", code, "r", "0", str(log)], stop_last=True, stdout=subprocess.PIPE))
+    first = sup.start(Program("worker", [PY, "-c", code, "w", "0.5", str(log)], stdout=subprocess.PIPE))
+    for prog in (last, first):
+        assert prog.proc.stdout.readline().strip() == b"ready"
+    sup.stop(grace=5)
+    assert log.read_text() == "wr"
