@@ -16,7 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -26,10 +26,11 @@ import sweep_scaling as S  # noqa: E402
 from pg_cluster import PgCluster  # noqa: E402
 from sweep_whatif import claim_executemany  # noqa: E402
 
-UNNEST = """INSERT INTO reminder_delivery (company_id, user_id, generation, local_date, status, attempts, claimed_at)
-SELECT c, u, g, d, 'claimed', 0, :now FROM unnest(CAST(:c AS integer[]), CAST(:u AS integer[]),
+UNNEST = """INSERT INTO reminder_delivery (company_id, user_id, generation, local_date, day_start, status, attempts,
+                               claimed_at)
+SELECT c, u, g, d, d, 'claimed', 0, :now FROM unnest(CAST(:c AS integer[]), CAST(:u AS integer[]),
        CAST(:g AS integer[]), CAST(:d AS date[])) AS t(c, u, g, d)
-ON CONFLICT (company_id, user_id, generation, local_date) DO NOTHING RETURNING id"""
+ON CONFLICT (company_id, user_id, day_start) DO NOTHING RETURNING id"""
 
 
 def claim_unnest(dues, now):
@@ -62,7 +63,9 @@ def probe_claim(label, pg):
             times, err = [], None
             for _ in range(3):
                 day += timedelta(days=1)
-                dues = [Due(c["id"], (c["id"] - 1) * 20 + j + 1, 1, day, False, 3) for c in comps for j in range(20)][:n]
+                start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)  # the ledger key's day start
+                dues = [Due(c["id"], (c["id"] - 1) * 20 + j + 1, 1, day, start, False, 3)
+                        for c in comps for j in range(20)][:n]
                 db.session.remove()
                 t = time.perf_counter()
                 try:

@@ -53,7 +53,7 @@ ENV = {"PANEL_ENV": "development", "SECRET_KEY": "bench-secret-key-" + "x" * 32,
 CATEGORIES = [  # (name, regex on the SQL) — to say which statements a sweep issues
     ("open_windows", re.compile(r"^SELECT sage_token\.company_id.*FROM sage_token JOIN company", re.S)),
     ("recipients", re.compile(r'^SELECT "?user"?\.company_id, "?user"?\.id', re.S)),
-    ("sent_keys", re.compile(r"^SELECT reminder_delivery\.company_id, reminder_delivery\.user_id", re.S)),
+    ("history", re.compile(r"^SELECT max\(reminder_delivery\.claimed_at\)", re.S)),
     ("claim_insert", re.compile(r"^INSERT INTO reminder_delivery", re.S)),
     ("orphans", re.compile(r"^SELECT reminder_delivery\.id", re.S)),
 ]
@@ -214,7 +214,7 @@ def explain(db, first: dict) -> dict:
     plans = {}
     pg = db.engine.dialect.name == "postgresql"
     with db.engine.connect() as conn:
-        for cat in ("open_windows", "recipients", "sent_keys", "orphans"):
+        for cat in ("open_windows", "recipients", "history", "orphans"):
             if cat not in first:
                 continue
             sql, params = first[cat]

@@ -20,12 +20,12 @@ def claim_executemany(dues: Iterable, now: datetime) -> list[int]:
     from panel.reminders import ledger
 
     values = [{"company_id": d.company_id, "user_id": d.user_id, "generation": d.generation,
-               "local_date": d.local_date, "status": S.CLAIMED.value, "attempts": 0, "claimed_at": now}
-              for d in dues]
+               "local_date": d.local_date, "day_start": d.day_start, "status": S.CLAIMED.value, "attempts": 0,
+               "claimed_at": now} for d in dues]
     if not values:
         return []
     stmt = (ledger._insert()
-            .on_conflict_do_nothing(index_elements=["company_id", "user_id", "generation", "local_date"])
+            .on_conflict_do_nothing(index_elements=["company_id", "user_id", "day_start"])
             .returning(R.id))
     ids = list(db.session.scalars(stmt, values))
     db.session.commit()

@@ -10,8 +10,9 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import logs
-from .config import ConfigError, ensure_instance, load_config, production_problems
+from .config import ConfigError, load_config, production_problems
 from .extensions import csrf, db, htmx, mail, migrate
+from .instance import ensure_instance, private_sqlite_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +37,8 @@ def create_app(config: dict | None = None) -> Flask:
         raise ConfigError("Refusing to start in production: " + "; ".join(problems) + ".")
 
     if not _listing_help():
-        ensure_instance(app.config, app.instance_path)  # the folder, and development secrets on first start
+        ensure_instance(app.config, app.instance_path)  # the folder (0700), and development secrets on first start
+        private_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
 
     if app.config["PANEL_TRUSTED_PROXIES"]:
         n = app.config["PANEL_TRUSTED_PROXIES"]

@@ -14,6 +14,10 @@ from .extensions import db
 # PostgreSQL: lock_not_available (lock_timeout ran out), deadlock_detected, serialization_failure.
 BUSY_SQLSTATES = frozenset({"55P03", "40P01", "40001"})
 SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
+# The database takes no writes: PostgreSQL read_only_sql_transaction (a read-only replica or
+# default_transaction_read_only), class 53 insufficient resources (disk full, out of memory, too many connections).
+UNWRITABLE_SQLSTATES = frozenset({"25006", "53000", "53100", "53200", "53300"})
+SQLITE_UNWRITABLE = ("attempt to write a readonly database", "database or disk is full")
 
 
 class DatabaseBusy(RuntimeError):
@@ -26,6 +30,14 @@ def is_busy(exc: BaseException) -> bool:
     if getattr(orig, "sqlstate", None) in BUSY_SQLSTATES:
         return True
     return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith(SQLITE_BUSY)
+
+
+def is_unwritable(exc: BaseException) -> bool:
+    """True when ``exc`` means the database takes no writes at all now: read-only, or its disk is full."""
+    orig = getattr(exc, "orig", exc)
+    if getattr(orig, "sqlstate", None) in UNWRITABLE_SQLSTATES:
+        return True
+    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith(SQLITE_UNWRITABLE)
 
 
 def configure_engine(config) -> None:

@@ -197,7 +197,8 @@ def send_reminders_command(queue: bool) -> None:
     r = run_sweep(clock.now(), inline=not queue)
     click.echo(f"{plural(r['companies_due'], 'company', 'companies')} due, {r['claimed']} claimed, "
                f"{r['recovered']} recovered; " + (f"{plural(r['batches'], 'batch', 'batches')} queued" if queue else
-               f"{r['sent']} sent, {r['failed']} failed, {r['skipped']} skipped, {r['retry']} to retry"))
+               f"{r['sent']} sent, {r['failed']} failed, {r['skipped']} skipped, {r['retry']} to retry")
+               + (f"; {r['uncertain']} uncertain (see the log)" if r["uncertain"] else ""))
 
 
 def init_app(app: Flask) -> None:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from typing import Mapping
 
 from cryptography.fernet import Fernet
 from zxcvbn import zxcvbn
+
+from .instance import instance_secret
 
 ENVIRONMENTS = ("development", "production")
 # A secret must not be guessable: zxcvbn (Dropbox's strength estimator: repeats, sequences, keyboard walks,
@@ -59,44 +60,6 @@ def _prompt(env: Mapping[str, str]) -> str:
     return raw
 
 
-# Development secrets kept in the instance folder: config key -> (file name, generator).
-INSTANCE_SECRETS = {
-    "SECRET_KEY": ("secret_key", lambda: secrets.token_urlsafe(48)),
-    "PANEL_ENCRYPTION_KEYS": ("encryption_keys", lambda: Fernet.generate_key().decode()),
-}
-
-
-def _instance_secret(instance: Path, filename: str) -> str:
-    """A development secret kept in the instance folder, or "" when it has not been generated yet."""
-    path = instance / filename
-    return path.read_text().strip() if path.exists() else ""
-
-
-def _generate_secret(instance: Path, filename: str, make) -> str:
-    """Write a new development secret (mode 0600); another process that wrote it first wins."""
-    path = instance / filename
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(make() + "\n")
-    return path.read_text().strip()
-
-
-def ensure_instance(cfg: dict, instance_path: str) -> None:
-    """Create the instance folder and (development only) its missing secrets; create_app skips it while
-    `flask --help` lists commands, so asking for help writes nothing."""
-    instance = Path(instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
-    if cfg.get("PRODUCTION"):
-        return  # production never generates secrets: production_problems() refused to start without them
-    for key, (filename, make) in INSTANCE_SECRETS.items():
-        if not cfg.get(key):
-            value = _generate_secret(instance, filename, make)
-            cfg[key] = [k.strip() for k in value.split(",") if k.strip()] if key == "PANEL_ENCRYPTION_KEYS" else value
-
-
 def guessable(secret: str) -> bool:
     """True when ``secret`` has too little entropy to be a key (see MIN_GUESSES_LOG10)."""
     sample = secret[:256]  # zxcvbn's cost grows with length; 256 characters say enough
@@ -117,8 +80,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
     secret_key = env.get("SECRET_KEY", "").strip()
     enc_keys = env.get("PANEL_ENCRYPTION_KEYS", "").strip()
     if not production:  # generated on first use by ensure_instance() when still missing
-        secret_key = secret_key or _instance_secret(instance, "secret_key")
-        enc_keys = enc_keys or _instance_secret(instance, "encryption_keys")
+        secret_key = secret_key or instance_secret(instance, "secret_key")
+        enc_keys = enc_keys or instance_secret(instance, "encryption_keys")
 
     database_url = env.get("DATABASE_URL", "").strip() or f"sqlite:///{instance / 'panel.sqlite3'}"
     if database_url.startswith("postgres://"):

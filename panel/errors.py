@@ -4,10 +4,10 @@ from __future__ import annotations
 from flask import Flask, g, render_template, request
 from flask_htmx import make_response as htmx_response
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
-from .busy import DatabaseBusy, is_busy
+from .busy import DatabaseBusy, is_busy, is_unwritable
 from .extensions import db, htmx, login_manager
 
 MESSAGES = {
@@ -36,6 +36,12 @@ def busy_message() -> str:
     return "The database is busy right now, so nothing was saved. Please try again in a moment."
 
 
+def unwritable_message() -> str:
+    """What to say when the database takes no writes (read-only, or its disk is full)."""
+    return ("The database can't store changes right now (it is read-only or its disk is full), so nothing was "
+            "saved. Please try again later; if this goes on, tell whoever runs the panel.")
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers."""
 
@@ -59,8 +65,13 @@ def init_app(app: Flask) -> None:
         return render_error(500)
 
     @app.errorhandler(DatabaseBusy)
-    @app.errorhandler(OperationalError)
+    @app.errorhandler(DBAPIError)
     def _database(err: Exception):
+        if is_unwritable(err):
+            app.logger.error("database refused a write: %s %s: %s", request.method, request.path,
+                             getattr(err, "orig", err))
+            db.session.rollback()
+            return render_error(503, unwritable_message())
         if not isinstance(err, DatabaseBusy) and not is_busy(err):
             return _unexpected(err)
         app.logger.warning("database busy: %s %s: %s", request.method, request.path, getattr(err, "orig", err))

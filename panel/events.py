@@ -19,8 +19,8 @@ SETTING_CHANGED = "setting.changed"     # a reminder setting or a person's remin
 REMINDER_SENT = "reminder.sent"
 REMINDER_FAILED = "reminder.failed"     # permanent: not retried
 REMINDER_RETRY = "reminder.retry"       # transient: handed back to be tried again
-REMINDER_UNCERTAIN = "reminder.uncertain"  # the server may or may not have taken it (the ledger's uncertain
-                                           # state: emit it where a send ends that way)
+REMINDER_UNCERTAIN = "reminder.uncertain"  # the server may or may not have it (the ledger's uncertain state):
+                                           # a lost answer during DATA, or a sender dead after DATA
 SIGN_IN_LOCKED = "signin.locked"        # failed sign-ins now make this address (or account from it) wait
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "process_name"}

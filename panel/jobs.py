@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 
 import redis
 from rq import Queue, Worker
@@ -15,6 +16,7 @@ from . import clock
 from .extensions import db
 from .models import User
 from .redis_conn import get_redis
+from .supervisor import die_with_parent
 
 DEFAULT_QUEUE = "panel"
 
@@ -56,11 +58,18 @@ def app():
 
 
 class PanelWorker(Worker):
-    """``rq worker -w panel.jobs.PanelWorker``: preloads the app in the parent process."""
+    """``rq worker -w panel.jobs.PanelWorker``: preloads the app in the parent process; its work horse dies with it."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._worker_pid = os.getpid()
         app()
+
+    def main_work_horse(self, job, queue):
+        """The forked job child: RQ moves it into a process group of its own, so a signal to the worker's group
+        never reaches it; the kernel stops it instead the moment the worker dies (no job runs on unsupervised)."""
+        die_with_parent(signal.SIGKILL, self._worker_pid)
+        return super().main_work_horse(job, queue)
 
 
 def with_app_context(func):

@@ -174,17 +174,19 @@ class AuditEvent(db.Model):
 
 
 class DeliveryStatus(str, enum.Enum):
-    """Where one reminder is: claimed (to send), sending (SMTP under way), sent, failed, or skipped at send time."""
+    """Where one reminder is: claimed (to send), sending (SMTP under way), sent, failed, skipped at send time, or
+    uncertain (handed to the mail server, answer never recorded: counted as sent, never re-sent)."""
 
     CLAIMED = "claimed"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
+    UNCERTAIN = "uncertain"
 
 
 class ReminderDelivery(db.Model):
-    """The reminder ledger: at most one row per (company, user, token generation, local date)."""
+    """The reminder ledger: at most one row per (company, user, local day); see panel/reminders/plan.py."""
 
     __tablename__ = "reminder_delivery"
     id = db.Column(db.Integer, primary_key=True)
@@ -192,17 +194,22 @@ class ReminderDelivery(db.Model):
     user_id = db.Column(db.Integer, db.ForeignKey("user.id", ondelete="CASCADE"), nullable=False)
     generation = db.Column(db.Integer, nullable=False)
     local_date = db.Column(db.Date, nullable=False)
+    # The instant the local day began, in the zone in force when claimed: two zones' "same date" are two days.
+    day_start = db.Column(UTCDateTime, nullable=False)
     status = db.Column(db.String(16), nullable=False, default=DeliveryStatus.CLAIMED.value)
     attempts = db.Column(db.Integer, nullable=False, default=0)
     claimed_at = db.Column(UTCDateTime, nullable=False, default=clock.now)
     sending_since = db.Column(UTCDateTime, nullable=True)
+    # Set just before DATA: without it, a dead sender provably never handed the message over (safe to resend).
+    data_at = db.Column(UTCDateTime, nullable=True)
     finished_at = db.Column(UTCDateTime, nullable=True)
     recipient = db.Column(db.String(254), nullable=True)
     reason = db.Column(db.String(500), nullable=True)
 
     __table_args__ = (
-        db.UniqueConstraint("company_id", "user_id", "generation", "local_date", name="uq_reminder_delivery_key"),
+        db.UniqueConstraint("company_id", "user_id", "day_start", name="uq_reminder_delivery_day"),
         db.Index("ix_reminder_delivery_status", "status", "claimed_at"),
         db.Index("ix_reminder_delivery_company_date", "company_id", "local_date"),
-        db.CheckConstraint("status IN ('claimed', 'sending', 'sent', 'failed', 'skipped')", name="status_valid"),
+        db.CheckConstraint("status IN ('claimed', 'sending', 'sent', 'failed', 'skipped', 'uncertain')",
+                           name="status_valid"),
     )

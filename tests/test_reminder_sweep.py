@@ -75,17 +75,16 @@ def test_forty_days_around_expiry_with_a_renewal_in_the_middle(mail_app, smtp):
     assert max(days.values()) == 1, "someone got two reminders on one day"
     recipients = {"admin@example.com", "chloe@example.com"}  # opted in; ben@ is not
     assert {who for who, _ in days} == recipients
-    first_day, last_day = (expiry - timedelta(days=28)).astimezone(LONDON).date(), renewal.astimezone(LONDON).date()
+    # The window opened at 14:00 on 13 Jan, after that day's 08:00 send hour: the first reminder is the next
+    # send hour inside it (08:00 on 14 Jan, "27 days"), like every other (issue 12: not at the window's 14:00).
+    window_day, last_day = (expiry - timedelta(days=28)).astimezone(LONDON).date(), renewal.astimezone(LONDON).date()
+    first_day = window_day + timedelta(days=1)
     expected_days = {first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)}
     for who in recipients:
         assert {d for w, d in days if w == who} == expected_days
-    # The first reminder went as soon as the window opened (14:00, past the 08:00 send hour) …
     first = min(smtp.handler.messages, key=lambda m: m["Date"].datetime)
-    assert first["Date"].datetime.astimezone(LONDON).hour == 14
-    assert first["Subject"] == "Sage token expires in 28 days — renew now"
-    # … and the others at the send hour, within the hourly sweep step.
-    later = [m for m in smtp.handler.messages if m["Date"].datetime.astimezone(LONDON).date() != first_day]
-    assert {m["Date"].datetime.astimezone(LONDON).hour for m in later} == {8}
+    assert first["Subject"] == "Sage token expires in 27 days — renew now"
+    assert {m["Date"].datetime.astimezone(LONDON).hour for m in smtp.handler.messages} == {8}
     assert len(smtp.handler.messages) == 2 * len(expected_days)
 
 
@@ -110,7 +109,11 @@ def test_nothing_before_the_send_hour_and_catch_up_later_that_day(mail_app, smtp
     # Workers were down at 08:00; the 15:00 sweep sends what was missed.
     assert sweep_at(local(2026, 11, 20, 15, 0))["sent"] == 2
     assert sweep_at(local(2026, 11, 20, 23, 59))["claimed"] == 0
-    assert sweep_at(local(2026, 11, 21, 8, 0))["sent"] == 2
+    # The next day's 08:00 is only 17 hours after the catch-up: it waits until 20 hours have passed (11:00).
+    assert sweep_at(local(2026, 11, 21, 8, 0))["claimed"] == 0
+    assert sweep_at(local(2026, 11, 21, 10, 59))["claimed"] == 0
+    assert sweep_at(local(2026, 11, 21, 11, 0))["sent"] == 2
+    assert sweep_at(local(2026, 11, 22, 8, 0))["sent"] == 2  # 21 hours later: back at the send hour
 
 
 def test_two_sweeps_at_once_send_each_reminder_once(mail_app, smtp):
@@ -233,7 +236,7 @@ def test_company_in_sydney(mail_app, smtp):
 def test_disconnected_and_not_yet_due_companies_are_not_read(mail_app, smtp):
     connect(demo(), local(2026, 11, 1, 12), timedelta(days=90))  # window opens in December
     assert sweep_at(local(2026, 11, 20, 9, 0)) == {"companies_due": 0, "claimed": 0, "recovered": 0, "batches": 0,
-                                                   "sent": 0, "failed": 0, "skipped": 0, "retry": 0}
+                                                   "sent": 0, "failed": 0, "skipped": 0, "retry": 0, "uncertain": 0}
 
 
 def test_changing_reminder_days_moves_the_window(mail_app, smtp):
@@ -282,6 +285,56 @@ def test_sage_page_shows_last_and_next_reminder(mail_app, smtp):
     page = Session(mail_app.test_client(), "admin@example.com").client.get("/settings/sage").text
     assert "Last reminder: Fri 20 Nov 2026, 09:00 GMT, sent to 1 (1 failed: 550 5.1.1 No such user)" in page
     assert "Next reminder: Sat 21 Nov 2026, 08:00 GMT, to 2 recipients" in page
+
+
+@pytest.mark.parametrize("tz_name, hour, expiry_wall, page_says", [
+    # Issue 12: New York, "Send at 09:00": the window opens at 22:29 EST (the expiry's wall time, 28 days before).
+    ("America/New_York", 9, datetime(2027, 2, 26, 22, 29), "Next reminder: Sat 30 Jan 2027, 09:00 EST"),
+    # Sydney, send 09:00, window opening at 15:00 AEDT.
+    ("Australia/Sydney", 9, datetime(2027, 2, 26, 15, 0), "Next reminder: Sat 30 Jan 2027, 09:00 AEDT"),
+], ids=["new york", "sydney"])
+def test_first_reminder_of_a_window_goes_at_the_send_hour(mail_app, smtp, tz_name, hour, expiry_wall, page_says):
+    from support import Session
+
+    zone = ZoneInfo(tz_name)
+    company = demo()
+    company.timezone, company.reminder_hour = tz_name, hour
+    db.session.commit()
+    expiry = expiry_wall.replace(tzinfo=zone).astimezone(timezone.utc)
+    connect(demo(), expiry - timedelta(days=90), timedelta(days=90))
+    opens = (expiry_wall - timedelta(days=28)).replace(tzinfo=zone).astimezone(timezone.utc)
+    clock.freeze(opens + timedelta(minutes=1))  # the window has just opened; today's 09:00 is long past
+    page = Session(mail_app.test_client(), "admin@example.com").client.get("/settings/sage").text
+    assert page_says + ", to 2 recipients" in page
+    t = opens.replace(minute=0) - timedelta(hours=1)  # a sweep every hour, on the hour
+    while t < opens + timedelta(hours=43):
+        sweep_at(t)
+        t += timedelta(hours=1)
+    times = sorted(m["Date"].datetime.astimezone(zone) for m in smtp.handler.messages)
+    assert [(d.day, d.hour, d.minute) for d in times] == [(30, 9, 0), (30, 9, 0), (31, 9, 0), (31, 9, 0)]
+
+
+def test_next_reminder_line_says_when_it_is_due_now_or_held_by_the_20_hours(app):
+    """The widget agrees with the plan when the send hour is not what decides (mail goes to the demo outbox here)."""
+    from support import Session
+
+    app.config["PANEL_IDLE_TIMEOUT_MINUTES"] = 600  # one signed-in page across the night
+    with app.app_context():
+        company = demo()
+        company.reminder_hour = 23
+        db.session.commit()
+        connect(demo(), local(2026, 11, 1, 12), timedelta(days=30))
+    clock.freeze(local(2026, 11, 20, 23, 5))  # past today's 23:00, no sweep yet
+    http = Session(app.test_client(), "admin@example.com").client
+    assert ("Next reminder: due now (today's 23:00 has passed), to 2 recipients — the next sweep sends it within "
+            "15 minutes") in http.get("/settings/sage").text
+    with app.app_context():
+        assert sweep_at(local(2026, 11, 20, 23, 10))["sent"] == 2
+        demo().reminder_hour = 0
+        db.session.commit()
+    clock.freeze(local(2026, 11, 21, 0, 30))
+    assert ("Next reminder: Sat 21 Nov 2026, 19:10 GMT, to 2 recipients (20 hours after the last one: reminders are "
+            "never closer than that)") in http.get("/settings/sage").text
 
 
 def test_a_company_with_5000_recipients_is_claimed_in_one_sweep(mail_app, smtp):

@@ -1,4 +1,7 @@
-"""`make run`'s path end to end: migrate, seed, `flask serve` (embedded Redis, worker, gunicorn), Ctrl-C."""
+"""`make run`'s path end to end: migrate, seed, `flask serve` (embedded Redis, worker, cron, gunicorn), Ctrl-C.
+
+Kept lean for `make test`: the two set-up commands run in-process (the same CLI commands); faults on the supervisor
+(SIGKILL, restarts, a second instance, a damaged AOF) are in tests/reliability/test_serve_supervisor.py (slow)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +16,8 @@ import psutil
 import requests
 from support import base_env, free_port
 
+from panel import create_app
+
 ROOT = Path(__file__).resolve().parent.parent
 FLASK = [str(Path(sys.executable).parent / "flask"), "--app", "wsgi"]
 
@@ -21,9 +26,10 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path):
     env = dict(os.environ, **base_env(PANEL_INSTANCE_PATH=str(tmp_path / "inst")))
     env.pop("REDIS_URL", None)
     env.pop("DATABASE_URL", None)
+    runner = create_app({"INSTANCE_PATH": env["PANEL_INSTANCE_PATH"], "ENV_VARS": env}).test_cli_runner()
     for step in (["db", "upgrade"], ["seed-demo"]):
-        done = subprocess.run(FLASK + step, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
+        done = runner.invoke(args=step)
+        assert done.exit_code == 0, done.output
     port = free_port()
     proc = subprocess.Popen(FLASK + ["serve", "--port", str(port), "--workers", "1"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -47,8 +53,9 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path):
         names = " ".join(" ".join(c.cmdline()) for c in children)
         assert "rq worker" in names or "worker --with-scheduler" in names
         assert "gunicorn" in names
-        assert "cron panel.reminders.schedule" in names  # the reminder sweep's RQ cron process
-        assert (tmp_path / "inst" / "redis.sock").exists()  # embedded Redis on a socket in the instance folder
+        assert "cron -c panel.rqconfig panel.reminders.schedule" in names  # the reminder sweep's RQ cron process
+        assert "redis-server" in names  # the embedded Redis is a supervised child too …
+        assert (tmp_path / "inst" / "redis.sock").exists()  # … on a socket in the instance folder
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)

@@ -45,6 +45,30 @@ class Delivery:
         return self.outcome is Outcome.SENT
 
 
+class NotSent(Exception):
+    """Raised by a ``before_data`` hook: stop before DATA; the message is not sent, the connection stays usable."""
+
+
+class _BeforeData:
+    """smtplib.SMTP whose ``before_data`` hook runs between RCPT and DATA: the last moment the message provably
+    has not reached the server (the sweep records it in the ledger there)."""
+
+    before_data = None
+
+    def data(self, msg):
+        if self.before_data is not None:
+            self.before_data()
+        return super().data(msg)
+
+
+class _SMTP(_BeforeData, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_BeforeData, smtplib.SMTP_SSL):  # noqa: N801 - mirrors smtplib's name
+    pass
+
+
 class VerifiedConnection(flask_mail.Connection):
     """flask-mail's Connection, but with a socket timeout and certificate checks for STARTTLS and SSL."""
 
@@ -54,9 +78,9 @@ class VerifiedConnection(flask_mail.Connection):
         # Verifies the certificate chain and the host name; MAIL_CA_FILE replaces the system CAs (a private CA).
         context = ssl.create_default_context(cafile=current_app.config.get("MAIL_CA_FILE"))
         if m.use_ssl:
-            host = smtplib.SMTP_SSL(m.server, m.port, timeout=timeout, context=context)
+            host = _SMTP_SSL(m.server, m.port, timeout=timeout, context=context)
         else:
-            host = smtplib.SMTP(m.server, m.port, timeout=timeout)
+            host = _SMTP(m.server, m.port, timeout=timeout)
         host.set_debuglevel(int(m.debug))
         if m.use_tls:
             host.starttls(context=context)
@@ -102,14 +126,21 @@ def _by_code(to: str, code: int, text) -> Delivery:
     return Delivery(to, kind, f"{code} {text}".strip()[:500], code)
 
 
-def _one(conn: VerifiedConnection, message: Outgoing) -> tuple[Delivery, bool]:
+def _one(conn: VerifiedConnection, message: Outgoing, before_data=None) -> tuple[Delivery, bool]:
     """Send one message; returns its outcome and whether the connection is still usable."""
     to = message.recipient
     if conn.host is None:  # MAIL_SUPPRESS_SEND: flask-mail connected nowhere
         return Delivery(to, Outcome.SENT, "not sent: MAIL_SUPPRESS_SEND is on"), True
+    conn.host.before_data = before_data
     try:
         conn.host.sendmail(message.sender, [to], message.raw)
         return Delivery(to, Outcome.SENT), True
+    except NotSent as exc:
+        try:
+            conn.host.rset()  # undo MAIL FROM / RCPT TO; the connection serves the next message
+        except (smtplib.SMTPException, OSError):
+            return Delivery(to, Outcome.TRANSIENT, f"not sent: {exc}"[:500]), False
+        return Delivery(to, Outcome.TRANSIENT, f"not sent: {exc}"[:500]), True
     except smtplib.SMTPRecipientsRefused as exc:
         code, text = next(iter(exc.recipients.values()), (451, b"recipient refused"))
         return _by_code(to, code, text), code != 421  # smtplib closes the connection after a 421
@@ -142,16 +173,25 @@ class _Sender:
         else:
             self.conn = conn
 
-    def __call__(self, message: Outgoing) -> Delivery:
-        """Send ``message`` (one recipient) and say what happened; never raises for SMTP or network trouble."""
+    def __call__(self, message: Outgoing, before_data=None) -> Delivery:
+        """Send ``message`` (one recipient) and say what happened; never raises for SMTP or network trouble.
+
+        ``before_data()`` runs just before the message itself goes (SMTP DATA, or writing the demo outbox); it may
+        raise NotSent to send nothing.
+        """
         to = message.recipient
         if self.outbox:
+            try:
+                if before_data is not None:
+                    before_data()
+            except NotSent as exc:
+                return Delivery(to, Outcome.TRANSIENT, f"not sent: {exc}"[:500])
             return Delivery(to, Outcome.SENT, f"written to the demo outbox as {write_outbox(message)}")
         if self.conn is None and self.broken is None:
             self._open()
         if self.broken is not None:
             return Delivery(to, self.broken.outcome, self.broken.reason, self.broken.code)
-        result, usable = _one(self.conn, message)
+        result, usable = _one(self.conn, message, before_data)
         if not usable:
             self.close()
             self.broken = Delivery("", Outcome.TRANSIENT, "not attempted: the SMTP connection was lost")

@@ -1,6 +1,7 @@
 """The reminder sweep: find whose reminders are due, claim them in the ledger, then send each batch.
 
-Sending re-checks every reminder just before it goes (one SMTP connection per batch) and marks the ledger.
+Sending (``sending.py``) re-checks every reminder just before it goes (one SMTP connection per batch) and marks the
+ledger. The sweep also resolves rows whose sender died: re-sent when they never reached DATA, else 'uncertain'.
 """
 from __future__ import annotations
 
@@ -8,21 +9,18 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from flask import current_app
 from rq import Retry
 from sqlalchemy import and_, or_, select
 
-from .. import clock, events
+from .. import events
 from ..extensions import db
 from ..jobs import enqueue
 from ..localtime import plural
-from ..models import Company, ReminderDelivery, SageToken, User
-from ..models import DeliveryStatus as S
-from ..sage import store
-from . import delivery, ledger
-from .delivery import Outcome
-from .mail import UnsafeHeader, compose_reminder
-from .plan import CompanyPlan, company_is_due, due_reminders, local_date
+from ..models import Company, SageToken, User
+from . import ledger
+from .plan import CompanyPlan, company_is_due, due_reminders
+from .sending import BatchResult, TransientDeliveryError, send_claimed
+
 
 COMPANY_BATCH = 500  # companies read per query; the query only ever returns companies whose window is open
 MAIL_BATCH = 50      # reminders per send job (one SMTP connection each)
@@ -39,6 +37,7 @@ class SweepResult:
     claimed: int = 0
     batches: list[list[int]] = field(default_factory=list)
     recovered: int = 0
+    uncertain: int = 0
 
 
 def _open_windows(now: datetime, after: tuple | None):
@@ -85,10 +84,13 @@ def find_and_claim(now: datetime) -> SweepResult:
         if not plans:
             continue
         ids = [p.company_id for p in plans]
-        dates = {local_date(now, p.tz_name) for p in plans}
-        dues = due_reminders(now, plans, _recipients(ids), ledger.sent_keys(ids, dates))
+        dues = due_reminders(now, plans, _recipients(ids), ledger.history(ids, now))
         claimed.extend(ledger.claim(dues, now))
     result.claimed = len(claimed)
+    for row_id, company_id, recipient in ledger.resolve_uncertain(now):
+        events.emit(events.REMINDER_UNCERTAIN, company_id=company_id, row=row_id, reason=ledger.UNCERTAIN,
+                    level=logging.WARNING)
+        result.uncertain += 1
     fresh = set(claimed)
     orphaned = [i for i in ledger.orphans(now) if i not in fresh]
     result.recovered = len(orphaned)
@@ -97,96 +99,11 @@ def find_and_claim(now: datetime) -> SweepResult:
     return result
 
 
-class TransientDeliveryError(RuntimeError):
-    """Some reminders hit a transient failure; raising makes RQ retry the job with backoff."""
-
-    def __init__(self, message: str, result: "BatchResult"):
-        super().__init__(message)
-        self.result = result
-
-
-@dataclass
-class BatchResult:
-    """Counts of one batch."""
-
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-    retry: int = 0
-    reasons: list[str] = field(default_factory=list)
-
-
-def _why_not(row: ReminderDelivery, now) -> str | None:
-    """Why this reminder must not go now (re-checked just before sending), or None when it should."""
-    user = db.session.get(User, row.user_id, populate_existing=True)
-    if user is None or not user.active:
-        return "recipient is inactive"
-    if not user.notify_sage_token or user.company_id != row.company_id:
-        return "recipient switched reminders off"
-    token = store.current(row.company_id)
-    if token is None:
-        return "Sage was disconnected"
-    if token.generation != row.generation:
-        return "the token was renewed"
-    company = db.session.get(Company, row.company_id, populate_existing=True)
-    plan = CompanyPlan(company.id, company.timezone, company.reminder_hour, company.reminder_days,
-                       token.generation, token.expires_at)
-    if local_date(now, company.timezone) != row.local_date:
-        return "that day is over (today's reminder is claimed separately)"
-    if not company_is_due(now, plan):
-        return "no longer due (reminder settings changed)"
-    return None
-
-
-def send_claimed(ids: list[int]) -> BatchResult:
-    """Send the reminders of ledger rows ``ids``; raises TransientDeliveryError when some should be retried."""
-    result = BatchResult()
-    base_url = current_app.config["PANEL_BASE_URL"]
-    with delivery.open_sender() as send:
-        for row_id in ids:
-            now = clock.now()
-            if not ledger.take(row_id, now):
-                continue  # already handled, or another worker is on it
-            row = db.session.get(ReminderDelivery, row_id, populate_existing=True)
-            reason = _why_not(row, now)
-            if reason:
-                ledger.finish(row_id, S.SKIPPED, now, reason=reason)
-                result.skipped += 1
-                continue
-            user = db.session.get(User, row.user_id)
-            try:
-                message = compose_reminder(user.company, user, store.current(row.company_id), now, base_url)
-            except UnsafeHeader as exc:
-                ledger.finish(row_id, S.FAILED, now, user.email, f"unsafe address or name: {exc}")
-                result.failed += 1
-                continue
-            outcome = send(message)
-            fields = {"company_id": row.company_id, "user_id": row.user_id, "generation": row.generation,
-                      "local_date": row.local_date.isoformat(), "attempt": row.attempts}
-            if outcome.outcome is Outcome.SENT:
-                ledger.finish(row_id, S.SENT, clock.now(), user.email)
-                result.sent += 1
-                events.emit(events.REMINDER_SENT, **fields)
-            elif outcome.outcome is Outcome.PERMANENT or row.attempts >= ledger.MAX_ATTEMPTS:
-                ledger.finish(row_id, S.FAILED, clock.now(), user.email, outcome.reason)
-                result.failed += 1
-                result.reasons.append(outcome.reason)
-                events.emit(events.REMINDER_FAILED, reason=outcome.reason, level=logging.WARNING, **fields)
-            else:
-                ledger.release(row_id, outcome.reason)
-                result.retry += 1
-                result.reasons.append(outcome.reason)
-                events.emit(events.REMINDER_RETRY, reason=outcome.reason, level=logging.WARNING, **fields)
-    if result.retry:
-        raise TransientDeliveryError(f"{plural(result.retry, 'reminder')} to retry: {result.reasons[-1]}", result)
-    return result
-
-
 def run(now: datetime, inline: bool = False) -> dict:
     """Claim what is due and send it: through the queue (one job per batch, RQ Retry), or here when ``inline``."""
     result = find_and_claim(now)
     summary = {"companies_due": result.companies_due, "claimed": result.claimed, "recovered": result.recovered,
-               "batches": len(result.batches), "sent": 0, "failed": 0, "skipped": 0, "retry": 0}
+               "batches": len(result.batches), "sent": 0, "failed": 0, "skipped": 0, "retry": 0, "uncertain": 0}
     for batch in result.batches:
         if not inline:
             enqueue(SEND_JOB, batch, retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
@@ -196,6 +113,10 @@ def run(now: datetime, inline: bool = False) -> dict:
             done = send_claimed(batch)
         except TransientDeliveryError as exc:
             done = exc.result
-        for key in ("sent", "failed", "skipped", "retry"):
+        for key in ("sent", "failed", "skipped", "retry", "uncertain"):
             summary[key] += getattr(done, key)
+    summary["uncertain"] += result.uncertain
     return summary
+
+
+__all__ = ["BatchResult", "SweepResult", "TransientDeliveryError", "find_and_claim", "run", "send_claimed"]

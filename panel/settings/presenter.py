@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
 
 from .. import clock
+from ..localtime import plural
 from ..models import Company, SageToken, TokenState
 from ..reminders import ledger, parsing, recipients
 from ..reminders.delivery import uses_outbox
-from ..reminders.plan import CompanyPlan, local_date, next_reminder_at
+from ..reminders.plan import CompanyPlan
+from ..reminders.plan import next_reminder as plan_next
 from ..reminders.settings import SETTINGS
 from ..sage import store
 from ..sage.status import token_status
@@ -18,10 +20,13 @@ from ..sage.status import token_status
 
 @dataclass(frozen=True)
 class NextReminder:
-    """When the next reminder goes and to how many people."""
+    """When the next reminder goes and to how many people; ``due``: now, with the next sweep; ``held``: the
+    20-hour gap after the last reminder, not the send hour, sets the time."""
 
     at: datetime | None
     recipients: int
+    due: bool = False
+    held: bool = False
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class Field:
     text: str
     error: str | None = None
     saved: bool = False
+    note: str | None = None  # what the saved value will do, when that is not obvious
 
 
 def next_reminder(company: Company, token: SageToken | None, now: datetime) -> NextReminder | None:
@@ -40,8 +46,11 @@ def next_reminder(company: Company, token: SageToken | None, now: datetime) -> N
         return None
     plan = CompanyPlan(company.id, company.timezone, company.reminder_hour, company.reminder_days,
                        token.generation, token.expires_at)
-    sent_today = ledger.any_on(company.id, token.generation, local_date(now, company.timezone))
-    return NextReminder(next_reminder_at(now, plan, sent_today), recipients.count(company.id))
+    found = plan_next(now, plan, ledger.company_history(company.id, now))
+    count = recipients.count(company.id)
+    if found is None:
+        return NextReminder(None, count)
+    return NextReminder(found.at, count, due=found.due, held=found.held)
 
 
 def widget_context(company: Company) -> dict:
@@ -63,9 +72,30 @@ def widget_context(company: Company) -> dict:
             "next_reminder": next_reminder(company, token, now)}
 
 
+def days_note(company: Company) -> str | None:
+    """What reminder days at or past the token's lifetime mean (the window never closes); None otherwise."""
+    token = store.current(company.id)
+    if token is not None:
+        lifetime = token.expires_at - token.consented_at
+    else:
+        lifetime = timedelta(days=current_app.config["SAGE_TOKEN_LIFETIME_DAYS"])
+    if timedelta(days=company.reminder_days) < lifetime:
+        return None
+    lasts = plural(lifetime.days, "day") if lifetime >= timedelta(days=1) else "less than a day"
+    return (f"{plural(company.reminder_days, 'day')} is at least the token's lifetime ({lasts}), so the reminder "
+            "window never closes: reminders start as soon as the token is renewed and go every day, at most one "
+            "a day.")
+
+
+def field(company: Company, key: str, **state) -> Field:
+    """One setting's field as saved (``state``: saved=True after a save), with its note."""
+    note = days_note(company) if key == "days" else None
+    return Field(key, SETTINGS[key].text(company), note=note, **state)
+
+
 def setting_fields(company: Company) -> dict[str, Field]:
     """Each reminder setting's field as saved."""
-    return {key: Field(key, setting.text(company)) for key, setting in SETTINGS.items()}
+    return {key: field(company, key) for key in SETTINGS}
 
 
 def reminders_context(company: Company, user, query: str, page: int) -> dict:

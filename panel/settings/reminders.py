@@ -10,6 +10,7 @@ from ..models import User
 from ..reminders import parsing, recipients, settings
 from ..render import CHANGED, fragment
 from .presenter import Field
+from .presenter import field as saved_field
 
 RECIPIENTS_CHANGED = "recipients-changed, " + CHANGED  # the count line refreshes too
 
@@ -29,7 +30,7 @@ def save_setting(field: str):
         flash(error or "Saved.", "error" if error else "success")
         return redirect(url_for("settings.sage"))
     company = current_user.company
-    state = Field(field, parsed.text, error) if error else Field(field, setting.text(company), saved=True)
+    state = Field(field, parsed.text, error) if error else saved_field(company, field, saved=True)
     return fragment(setting.partial, trigger=None if error else CHANGED, f=state, company=company,
                     timezones=parsing.timezones())
 

@@ -1,7 +1,7 @@
 """server-side sessions: one row per signed-in session, so sign-out and revocation end it everywhere
 
-Revision ID: 0006_11_user_sessions
-Revises: 0005_sweep_index
+Revision ID: 0007_user_sessions
+Revises: 0006_ledger_day_uncertain
 Create Date: 2026-11-27 10:00:00
 
 """
@@ -12,8 +12,8 @@ import panel.models  # noqa: F401  (custom column types such as UTCDateTime)
 
 
 # revision identifiers, used by Alembic.
-revision = '0006_11_user_sessions'
-down_revision = '0005_sweep_index'
+revision = '0007_user_sessions'
+down_revision = '0006_ledger_day_uncertain'
 branch_labels = None
 depends_on = None
 
