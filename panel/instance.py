@@ -53,4 +53,6 @@ def private_sqlite_file(uri: str) -> None:
     path = uri[len("sqlite:///"):]
     if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
         return
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        return  # SQLite will say so itself when it is first used (and /readyz reports it)
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
