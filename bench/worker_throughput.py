@@ -354,7 +354,7 @@ def main() -> int:
     m = machine()
     results = []
     log_path = Path(tempfile.mkstemp(prefix="worker-bench-", suffix=".log")[1])
-    with SMTPProcess() as smtp:
+    with SMTPProcess(lifetime=4 * 3600) as smtp:  # the whole run, however slow the machine is today
         smtp.expected = 0
         for dbkind in [d.strip() for d in args.db.split(",") if d.strip()]:
             if dbkind == "postgresql":

@@ -91,16 +91,20 @@ def status_of(row_id: int) -> str | None:
     return db.session.execute(select(R.status).where(R.id == row_id)).scalar_one_or_none()
 
 
-def _written(stmt, what: str, params=None) -> bool:
+def _written(stmt, what: str, params=None, *, alone: bool = False) -> bool:
     """Execute ``stmt`` (``params``: a dict, or a list for many rows) and commit, trying again with backoff while
     the database refuses (locked, busy, connection lost, read-only, full), for up to the lease. False when it never
-    got through."""
+    got through. ``alone``: one statement committed by itself (autocommit), without BEGIN and COMMIT round trips."""
     deadline = time.monotonic() + lease().total_seconds()
     pause = 0.1
     while True:
         try:
-            db.session.connection().execute(stmt, params)
-            db.session.commit()
+            if alone:
+                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(stmt, params)
+            else:
+                db.session.connection().execute(stmt, params)
+                db.session.commit()
             return True
         except (IntegrityError, ProgrammingError, DataError):
             raise  # a bug, not a fault of the moment
@@ -123,9 +127,10 @@ _SKIP = (update(_T).where(_T.c.id == _p("row_id"), _T.c.status == S.CLAIMED.valu
 
 def sent(row_id: int, now: datetime, recipient: str) -> bool:
     """The server accepted the message: 'sending' (or an 'uncertain' the sweep gave it meanwhile) -> 'sent'.
-    Retried until written, for up to the lease; False when it never got through."""
+    Retried until written, for up to the lease; False when it never got through. Committed (one statement, on its
+    own) before the next message starts, so a worker that dies later leaves this row 'sent'."""
     return _written(_SENT, f"reminder {row_id} as sent", {"p_row_id": row_id, "p_now": now,
-                                                           "p_recipient": recipient[:254]})
+                                                           "p_recipient": recipient[:254]}, alone=True)
 
 
 def skip_many(skips: list[tuple[int, str]], now: datetime) -> bool:
