@@ -132,8 +132,10 @@ class SQLCount:
         event.listen(engine, "after_cursor_execute", self._stmt)
         event.listen(engine, "commit", self._commit)
 
-    def _stmt(self, *_):
+    def _stmt(self, conn, *_):
         self.statements += self.on
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            self.commits += self.on  # a statement committed on its own
 
     def _commit(self, *_):
         self.commits += self.on
