@@ -34,8 +34,9 @@ TARGET_RATIO = 0.7
 
 # --------------------------------------------------------------------------- the SMTP server (child process)
 
-def serve(port: int) -> None:
-    """Accept and discard every message on 127.0.0.1:port until SIGTERM; then print how many arrived."""
+def serve(port: int, lifetime: float = 1800) -> None:
+    """Accept and discard every message on 127.0.0.1:port until SIGTERM (or ``lifetime`` seconds); then print how
+    many arrived."""
     from aiosmtpd.controller import Controller
 
     class Discard:
@@ -52,7 +53,7 @@ def serve(port: int) -> None:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     print("ready", flush=True)
-    done.wait(timeout=1800)  # bounded: never outlives a forgotten parent by more than 30 minutes
+    done.wait(timeout=lifetime)  # bounded: never outlives a forgotten parent for long
     controller.stop()
     print(f"received {handler.messages}", flush=True)
 
@@ -60,14 +61,14 @@ def serve(port: int) -> None:
 class SMTPProcess:
     """``python -m bench.email_throughput --serve PORT`` as a child process."""
 
-    def __init__(self):
-        self.port = free_port()
+    def __init__(self, lifetime: float = 1800):
+        self.port, self.lifetime = free_port(), lifetime
         self.proc: subprocess.Popen | None = None
         self.received: int | None = None
 
     def __enter__(self) -> "SMTPProcess":
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.email_throughput", "--serve", str(self.port)],
-                                     cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.email_throughput", "--serve", str(self.port),
+                                      "--serve-for", str(self.lifetime)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().strip()
         if line != "ready":
             self.proc.kill()
@@ -91,12 +92,13 @@ class SMTPProcess:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--serve-for", type=float, default=1800, help=argparse.SUPPRESS)
     ap.add_argument("-n", "--messages", type=int, default=500, help="messages per run")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians are reported)")
     ap.add_argument("--markdown", help="also write a RESULTS.md section to this file")
     args = ap.parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, args.serve_for)
         return 0
 
     from panel import clock

@@ -17,6 +17,7 @@ from panel.extensions import db
 from panel.models import Company, User
 from panel.reminders.ics import expiry_event
 from panel.reminders.mail import UnsafeHeader, compose_reminder
+from panel.reminders.message import POLICY
 from panel.reminders.unsubscribe import person_for
 
 URL_LINE = re.compile(rb"List-Unsubscribe: <https://panel\.example/unsubscribe/([A-Za-z0-9_.-]+)>")
@@ -63,6 +64,23 @@ def test_every_header_a_provider_reads_is_right_on_the_wire(mail_app, smtp):
     assert_folded_within_78(raw, "Subject")
     msg = strict(raw)
     assert msg["Subject"] == "Sage token expires in 12 days — renew now"
+
+
+def test_the_bytes_sent_are_what_the_standard_library_makes_of_the_message(mail_app, smtp):
+    """``Outgoing.raw`` writes each text part in one piece and folds a shared subject once (issue 13): byte for byte
+    what ``as_bytes()`` gives — ASCII and non-ASCII names, a name with a line break in the body, one subject object
+    in two messages."""
+    with mail_app.app_context():
+        token = connect_sage(expires_at=NOW + timedelta(days=12, hours=2))
+        add_user("Zoë Ünicode-Ñame", "zoe@example.com")
+        ben, = people("ben@example.com")
+        ben.name = "Ben\r\nBcc: x@evil.example"
+        sent = [reminder_for(e, token=token) for e in ("admin@example.com", "zoe@example.com", "ben@example.com",
+                                                       "chloe@example.com")]
+    assert sent[0].message["Subject"] is sent[1].message["Subject"]  # parsed once, folded once
+    for message in sent:
+        assert message.raw == message.message.as_bytes(policy=POLICY)
+    assert "\r" in sent[2].message.get_body(("plain",)).get_payload()  # a part with CR in it: the other path
 
 
 @pytest.mark.parametrize("left,test", [

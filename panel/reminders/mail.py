@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from functools import lru_cache
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
@@ -43,6 +44,13 @@ def _admins(company_id: int) -> Admins:
     if company_id not in known:
         known[company_id] = recipients.admins(company_id)
     return known[company_id]
+
+
+@lru_cache(maxsize=256)
+def _calendar_part(ics: str):
+    """The .ics attachment as a MIME part, made once per calendar text (one per company and role in a batch) and
+    shared by the messages that carry it: a part is never modified once made, and serialising does not change it."""
+    return text_part(ics, "calendar", filename=FILENAME)
 
 
 def _message_id(company, user, token, now: datetime, host: str, unique: bool) -> str:
@@ -106,5 +114,5 @@ def compose_reminder(company, user, token, now: datetime, base_url: str, *, test
         ics = expiry_event(company_id=company.id, company_name=company.name, generation=shown.generation,
                            consented_at=shown.consented_at, expires_at=shown.expires_at, settings_url=settings_url,
                            host=host, for_admin=for_admin, admins=admins.named)
-        multipart("mixed", [body, text_part(ics, "calendar", filename=FILENAME)], into=msg)
+        multipart("mixed", [body, _calendar_part(ics)], into=msg)
     return Outgoing(msg, sender.addr_spec, to.addr_spec)

@@ -12,13 +12,11 @@ from sqlalchemy.exc import DBAPIError
 from .. import clock, events
 from ..extensions import db
 from ..localtime import plural
-from ..models import Company, ReminderDelivery, User
 from ..models import DeliveryStatus as S
-from ..sage import store
 from . import delivery, ledger
+from .batch import Batch, Expect, Row, why_not_now
 from .delivery import NotSent, Outcome
 from .mail import UnsafeHeader, compose_reminder
-from .plan import CompanyPlan, company_is_due, local_date
 
 TOO_SOON = "another reminder went to this person less than 20 hours ago"
 
@@ -43,48 +41,30 @@ class BatchResult:
     reasons: list[str] = field(default_factory=list)
 
 
-def _why_not(row: ReminderDelivery, now) -> str | None:
-    """Why this reminder must not go now (re-checked just before sending), or None when it should."""
-    user = db.session.get(User, row.user_id, populate_existing=True)
-    if user is None or not user.active:
-        return "recipient is inactive"
-    if not user.notify_sage_token or user.company_id != row.company_id:
-        return "recipient switched reminders off"
-    token = store.current(row.company_id)
-    if token is None:
-        return "Sage was disconnected"
-    if token.generation != row.generation:
-        return "the token was renewed"
-    company = db.session.get(Company, row.company_id, populate_existing=True)
-    plan = CompanyPlan(company.id, company.timezone, company.reminder_hour, company.reminder_days,
-                       token.generation, token.expires_at)
-    if local_date(now, company.timezone) != row.local_date:
-        return "that day is over (today's reminder is claimed separately)"
-    if not company_is_due(now, plan):
-        return "no longer due (reminder settings changed)"
-    return None
-
-
 class DataGate:
     """The ``before_data`` hook of one message: marks the row in the ledger just before DATA goes, or stops it."""
 
-    def __init__(self, row: ReminderDelivery, recipient: str):
-        self.row_id, self.company_id, self.user_id, self.recipient = row.id, row.company_id, row.user_id, recipient
+    def __init__(self, row: Row, recipient: str, expect: Expect | None = None):
+        self.row, self.recipient, self.expect = row, recipient, expect
         self.passed = False       # marked: the server may have the message from here on
         self.refused: str | None = None  # why it was stopped
+        self.skip: str | None = None     # ... when that means the reminder must not go today (recorded as skipped)
         self.lost = False         # another sender marked (or handled) the row first: it records the outcome
 
     def __call__(self) -> None:
+        row = self.row
         try:
-            ok = ledger.mark_data(self.row_id, self.company_id, self.user_id, clock.now(), self.recipient)
+            ok = ledger.mark_data(row.id, row.company_id, row.user_id, clock.now(), self.recipient, self.expect)
             if not ok:
-                self.lost = ledger.status_of(self.row_id) != S.CLAIMED.value
+                self.lost = ledger.status_of(row.id) != S.CLAIMED.value
+                if not self.lost:  # the 20-hour rule, or what the batch's re-check read has changed since
+                    self.skip = (why_not_now(row, clock.now()) if self.expect is not None else None) or TOO_SOON
         except DBAPIError as exc:
             db.session.rollback()
             self.refused = f"the ledger could not be written ({getattr(exc, 'orig', exc)})"
             raise NotSent(self.refused) from exc
         if not ok:
-            self.refused = "another sender has it" if self.lost else TOO_SOON
+            self.refused = "another sender has it" if self.lost else self.skip
             raise NotSent(self.refused)
         self.passed = True
 
@@ -98,13 +78,13 @@ def _record(row_id: int, tries: int, gate: DataGate, outcome: delivery.Delivery,
     """
     now, last = clock.now(), tries + 1 >= ledger.MAX_ATTEMPTS
     if outcome.sent:
-        ledger.finish(row_id, S.SENT, now, email)
+        ledger.sent(row_id, now, email)
         result.sent += 1
         events.emit(events.REMINDER_SENT, **fields)
     elif gate.lost:
         pass  # the sender that marked it records it
-    elif gate.refused == TOO_SOON:
-        ledger.finish(row_id, S.SKIPPED, now, email, TOO_SOON, marked=False)
+    elif gate.skip:
+        ledger.finish(row_id, S.SKIPPED, now, email, gate.skip, marked=False)
         result.skipped += 1
     elif gate.passed and outcome.code is None and outcome.outcome is Outcome.TRANSIENT:
         # The connection broke after DATA began and before the server answered: it may have the message.
@@ -125,32 +105,50 @@ def _record(row_id: int, tries: int, gate: DataGate, outcome: delivery.Delivery,
 
 
 def send_claimed(ids: list[int]) -> BatchResult:
-    """Send the reminders of ledger rows ``ids``; raises TransientDeliveryError when some should be retried."""
+    """Send the reminders of ledger rows ``ids``; raises TransientDeliveryError when some should be retried.
+
+    The batch is read at once (``batch.Batch``) and re-checked; the rows it stops are skipped together, before any
+    SMTP. Each of the others is re-checked against the clock, composed, marked just before its DATA (one commit,
+    which also verifies what the batch read) and recorded after the server's answer (one commit).
+    """
     result = BatchResult()
     base_url = current_app.config["PANEL_BASE_URL"]
+    batch = Batch(ids)
+    now = clock.now()
+    todo, skips = [], []
+    for row in batch.claimed():
+        reason = batch.why_not(row, now)
+        if reason:
+            skips.append((row.id, reason))
+        else:
+            todo.append(row)
+    ledger.skip_many(skips, now)
+    result.skipped += len(skips)
     with delivery.open_sender() as send:
-        for row_id in ids:
-            now = clock.now()
-            row = db.session.get(ReminderDelivery, row_id, populate_existing=True)
-            if row is None or row.status != S.CLAIMED.value:
-                continue  # already handled, or handed over by another sender
-            reason = _why_not(row, now)
-            if reason:
-                ledger.finish(row_id, S.SKIPPED, now, reason=reason, marked=False)
-                result.skipped += 1
-                continue
-            user = db.session.get(User, row.user_id)
-            try:
-                message = compose_reminder(user.company, user, store.current(row.company_id), now, base_url)
-            except UnsafeHeader as exc:
-                ledger.finish(row_id, S.FAILED, now, user.email, f"unsafe address or name: {exc}", marked=False)
-                result.failed += 1
-                continue
-            email, tries = user.email, row.attempts
-            fields = {"company_id": row.company_id, "user_id": row.user_id, "generation": row.generation,
-                      "local_date": row.local_date.isoformat(), "attempt": tries + 1}
-            gate = DataGate(row, email)
-            _record(row_id, tries, gate, send(message, before_data=gate), email, result, fields)
+        for row in todo:
+            _send_one(batch, row, send, base_url, result)
     if result.retry:
         raise TransientDeliveryError(f"{plural(result.retry, 'reminder')} to retry: {result.reasons[-1]}", result)
     return result
+
+
+def _send_one(batch: Batch, row: Row, send, base_url: str, result: BatchResult) -> None:
+    """Re-check (on what the batch read, at the time now), compose, send with the DATA mark, record."""
+    now = clock.now()
+    reason = batch.why_not(row, now)  # the day may have ended, or the send hour moved, while the batch went out
+    if reason:
+        ledger.finish(row.id, S.SKIPPED, now, reason=reason, marked=False)
+        result.skipped += 1
+        return
+    user, company = batch.users[row.user_id], batch.companies[row.company_id]
+    try:
+        message = compose_reminder(company, user, batch.tokens[row.company_id], now, base_url,
+                                   admins=None if user.is_admin else batch.admins[company.id])
+    except UnsafeHeader as exc:
+        ledger.finish(row.id, S.FAILED, now, user.email, f"unsafe address or name: {exc}", marked=False)
+        result.failed += 1
+        return
+    fields = {"company_id": row.company_id, "user_id": row.user_id, "generation": row.generation,
+              "local_date": row.local_date.isoformat(), "attempt": row.attempts + 1}
+    gate = DataGate(row, user.email, batch.expect(row))
+    _record(row.id, row.attempts, gate, send(message, before_data=gate), user.email, result, fields)
