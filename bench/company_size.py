@@ -177,8 +177,10 @@ def run(dbs: list[str], sizes: list[int], rounds: int, per_round: int) -> list[d
                 res = measure(app, rounds, per_round)
                 with app.app_context():
                     from panel.extensions import db
+                    from panel.redis_conn import stop_embedded
 
                     db.engine.dispose()
+                    stop_embedded()  # the embedded Redis the app may have started
                 row = {"db": dbkind, "users": users, "ledger": ledger, "build_s": round(built, 1), **{
                     name: {"ms": round(v["median_ms"], 2), "queries": v["queries"], "url": v["url"]}
                     for name, v in res.items()}}

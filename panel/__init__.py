@@ -55,6 +55,7 @@ def create_app(config: dict | None = None) -> Flask:
         security,
         sessions,
         settings,
+        versions,
     )
     from .reminders import unsubscribe
 
@@ -66,7 +67,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("MAIL_SUPPRESS_SEND", False)
     mail.init_app(app)
 
-    for part in (logs, security, render, auth, sessions, errors, health, demo_sageid, settings, unsubscribe, cli):
+    for part in (logs, security, render, auth, sessions, versions, errors, health, demo_sageid, settings, unsubscribe,
+                 cli):
         part.init_app(app)
     return app
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, or_, select, update
 from .. import audit, events
 from ..audit import Action
 from ..busy import retrying
+from ..derived import CompanyTally
 from ..extensions import db
 from ..models import Role, User
 
@@ -61,11 +62,9 @@ def find(company_id: int, query: str = "", page: int = 1, per_page: int = PER_PA
 
 
 def count(company_id: int) -> int:
-    """How many people will be emailed: active users with the switch on."""
+    """How many people will be emailed: active users with the switch on (the tally triggers keep; one row)."""
     return db.session.execute(
-        select(func.count(User.id)).where(User.company_id == company_id, User.active.is_(True),
-                                           User.notify_sage_token.is_(True))
-    ).scalar_one()
+        select(CompanyTally.recipients).where(CompanyTally.company_id == company_id)).scalar() or 0
 
 
 def admins(company_id: int, limit: int = ADMINS_NAMED) -> Admins:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
 
@@ -13,7 +13,10 @@ from ..reminders.delivery import uses_outbox
 from ..reminders.plan import CompanyPlan, local_date, next_reminder_at
 from ..reminders.settings import SETTINGS
 from ..sage import store
-from ..sage.status import token_status
+from ..sage.status import stable_until, token_status
+
+# Even when nothing shown depends on the time, a widget is rendered afresh at least this often.
+MAX_VALIDITY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -45,22 +48,23 @@ def next_reminder(company: Company, token: SageToken | None, now: datetime) -> N
 
 
 def widget_context(company: Company) -> dict:
-    """Template context for settings/_token_widget.html."""
+    """Template context for settings/_token_widget.html, with ``valid_until``: the first instant at which the
+    widget could look different although nothing in the database changed (see ``stable_until``)."""
     token = store.current(company.id)
     now = clock.now()
     reason = token.state_reason if token is not None and token.state == TokenState.NEEDS_LOGIN.value else None
-    status = token_status(
-        now,
-        consented_at=token.consented_at if token else None,
-        expires_at=token.expires_at if token else None,
-        reminder_days=company.reminder_days,
-        tz_name=company.timezone,
-        needs_login_reason=reason,
-    )
+    timing = {"consented_at": token.consented_at if token else None,
+              "expires_at": token.expires_at if token else None,
+              "reminder_days": company.reminder_days, "tz_name": company.timezone}
+    status = token_status(now, needs_login_reason=reason, **timing)
+    upcoming = next_reminder(company, token, now)
+    changes = [now + MAX_VALIDITY, stable_until(now, **timing)]
+    if upcoming is not None and upcoming.at is not None and upcoming.at > now:
+        changes.append(upcoming.at)  # then it reads "due now"
     return {"company": company, "token": token, "status": status, "now": now,
             "admins": recipients.admins(company.id),  # named to everyone else in the read-only widget
             "last_reminder": ledger.last_reminder(company.id),
-            "next_reminder": next_reminder(company, token, now)}
+            "next_reminder": upcoming, "valid_until": min(t for t in changes if t is not None)}
 
 
 def setting_fields(company: Company) -> dict[str, Field]:
