@@ -18,6 +18,7 @@ import time
 
 from flask import Flask
 from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from .extensions import db
@@ -62,16 +63,21 @@ def book(app: Flask) -> Book:
     return found
 
 
+def _engine(app: Flask) -> Engine:
+    return app.extensions["panel_versions_engine"]
+
+
 def _sync(app: Flask, b: Book) -> bool:
     """Read every version changed since the last sync; False when the database cannot be asked."""
+    engine = _engine(app)
     with b.lock:
         started = time.monotonic()
         if started - b.synced_at < app.config["PANEL_POLL_SYNC_SECONDS"] and b.synced_at > b.dirty_at:
             return True  # another thread synced while this one waited
-        sql = text(f"SELECT 'n', 0, 0, {_NOW[db.engine.dialect.name]} UNION ALL "
+        sql = text(f"SELECT 'n', 0, 0, {_NOW[engine.dialect.name]} UNION ALL "
                    "SELECT kind, ref_id, version, changed_at FROM poll_state WHERE changed_at > :since")
         try:
-            with db.engine.connect() as conn:
+            with engine.connect() as conn:
                 rows = conn.execute(sql, {"since": b.since}).all()
         except SQLAlchemyError as exc:
             log.warning("poll versions: database unavailable (%s); polls render in full", exc)
@@ -83,12 +89,12 @@ def _sync(app: Flask, b: Book) -> bool:
     return True
 
 
-def _fetch(b: Book, keys: list[Key]) -> bool:
+def _fetch(app: Flask, b: Book, keys: list[Key]) -> bool:
     """Read the versions of ``keys`` this process has not needed before (absent rows are version 0)."""
     where = " OR ".join(f"(kind = :k{i} AND ref_id = :r{i})" for i in range(len(keys)))
     params = {f"{p}{i}": v for i, (k, r) in enumerate(keys) for p, v in (("k", k), ("r", r))}
     try:
-        with db.engine.connect() as conn:
+        with _engine(app).connect() as conn:
             found = {(k, int(r)): int(v) for k, r, v in
                      conn.execute(text(f"SELECT kind, ref_id, version FROM poll_state WHERE {where}"), params)}
     except SQLAlchemyError as exc:
@@ -100,7 +106,7 @@ def _fetch(b: Book, keys: list[Key]) -> bool:
 
 def current(app: Flask, keys: list[Key]) -> dict[Key, int] | None:
     """The versions of ``keys`` as this process knows them, at most PANEL_POLL_SYNC_SECONDS old; None when the
-    database cannot be asked (the caller then renders in full and gives no validator)."""
+    database cannot be asked (the caller then renders in full and gives no validator). Needs no app context."""
     b = book(app)
     now = time.monotonic()
     if (now - b.synced_at >= app.config["PANEL_POLL_SYNC_SECONDS"] or b.synced_at <= b.dirty_at) \
@@ -108,19 +114,19 @@ def current(app: Flask, keys: list[Key]) -> dict[Key, int] | None:
         return None
     versions = b.versions
     missing = [k for k in keys if k not in versions]
-    if missing and not _fetch(b, missing):
+    if missing and not _fetch(app, b, missing):
         return None
     try:
         return {k: versions[k] for k in keys}
     except KeyError:  # emptied for size by another thread just now: read them again
-        return current(app, keys) if _fetch(b, keys) else None
+        return current(app, keys) if _fetch(app, b, keys) else None
 
 
 def init_app(app: Flask) -> None:
     """Default the sync interval, and mark this process's copy stale after each of its own commits."""
     app.config.setdefault("PANEL_POLL_SYNC_SECONDS", SYNC_SECONDS)
     with app.app_context():
-        engine = db.engine
+        engine = app.extensions["panel_versions_engine"] = db.engine
 
     @event.listens_for(engine, "commit")
     def _committed(_conn) -> None:

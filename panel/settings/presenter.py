@@ -8,7 +8,7 @@ from flask import current_app
 
 from .. import clock
 from ..models import Company, SageToken, TokenState
-from ..reminders import ledger, parsing, recipients
+from ..reminders import ledger, parsing, people, recipients
 from ..reminders.delivery import uses_outbox
 from ..reminders.plan import CompanyPlan, local_date, next_reminder_at
 from ..reminders.settings import SETTINGS
@@ -72,12 +72,12 @@ def setting_fields(company: Company) -> dict[str, Field]:
     return {key: Field(key, setting.text(company)) for key, setting in SETTINGS.items()}
 
 
-def reminders_context(company: Company, user, query: str, page: int) -> dict:
+def reminders_context(company: Company, user, query: str, page: people.Request) -> dict:
     """Template context of the reminder cards; admins also get the recipients page for ``query`` and ``page``."""
     ctx = {"reminder_fields": setting_fields(company), "timezones": parsing.timezones(),
            "outbox_enabled": uses_outbox(current_app.config), "test_email": None}
     if user.is_admin:
-        ctx["recipients"] = recipients.find(company.id, query, page)
+        ctx["recipients"] = people.find(company.id, query, page)
         ctx["recipient_query"] = query
         ctx["recipient_count"] = recipients.count(company.id)
     return ctx
