@@ -138,6 +138,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "PORT": port,
         "PANEL_BASE_URL": env.get("PANEL_BASE_URL", "").strip().rstrip("/") or f"http://127.0.0.1:{port}",
         "PANEL_TRUSTED_PROXIES": _int(env, "PANEL_TRUSTED_PROXIES", 0),
+        # Compress HTML, CSS and JavaScript here (brotli/gzip); 0 when a front server compresses instead.
+        "PANEL_COMPRESS": _bool(env.get("PANEL_COMPRESS"), True),
         "PANEL_IDLE_TIMEOUT_MINUTES": _int(env, "PANEL_IDLE_TIMEOUT_MINUTES", 30),
         "PANEL_ABSOLUTE_TIMEOUT_HOURS": _int(env, "PANEL_ABSOLUTE_TIMEOUT_HOURS", 12),
         "PANEL_LOGIN_MAX_FAILURES": _int(env, "PANEL_LOGIN_MAX_FAILURES", 5),

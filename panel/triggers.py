@@ -126,9 +126,9 @@ def _user_rows(table: str, sign: str) -> str:
 
 
 _USER_CHANGED = (f"(SELECT o.id, o.company_id AS old_c, n.company_id AS new_c, (o.active AND o.notify_sage_token)::int "
-                 f"AS old_r, (n.active AND n.notify_sage_token)::int AS new_r, {_distinct(USER_ACCESS)} AS access "
-                 f"FROM old_rows o JOIN new_rows n USING (id) WHERE {_distinct(USER_SHOWN)} OR "
-                 f"{_distinct(USER_ACCESS)})")
+                 f"AS old_r, (n.active AND n.notify_sage_token)::int AS new_r, {_distinct(USER_ACCESS)} AS access, "
+                 f"{_distinct(USER_SHOWN)} AS shown FROM old_rows o JOIN new_rows n USING (id) "
+                 f"WHERE {_distinct(USER_SHOWN)} OR {_distinct(USER_ACCESS)})")
 _CHANGED_LEDGER = (f"(SELECT o.* FROM old_rows o JOIN new_rows n USING (id) WHERE o.status IS DISTINCT FROM n.status "
                    f"AND (o.status NOT IN {QUIET} OR n.status NOT IN {QUIET}))")
 _CHANGED_LEDGER_NEW = _CHANGED_LEDGER.replace("SELECT o.*", "SELECT n.*")
@@ -144,10 +144,11 @@ _PG_FUNCTIONS = {
                        "PERFORM panel_bump('u', ARRAY(SELECT id FROM old_rows));"
                        + _pg_tally(_user_rows("old_rows", "-"))),
     "panel_user_upd": ('"user"', "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows",
-                       f"PERFORM panel_bump('c', ARRAY(SELECT unnest(ARRAY[old_c, new_c]) FROM {_USER_CHANGED} ch));"
+                       f"PERFORM panel_bump('c', ARRAY(SELECT unnest(ARRAY[old_c, new_c]) FROM {_USER_CHANGED} ch "
+                       "WHERE shown));"
                        f"PERFORM panel_bump('u', ARRAY(SELECT id FROM {_USER_CHANGED} ch WHERE access));"
-                       + _pg_tally(f"SELECT old_c AS c, -1 AS p, -old_r AS r FROM {_USER_CHANGED} a UNION ALL "
-                                   f"SELECT new_c, 1, new_r FROM {_USER_CHANGED} b")),
+                       + _pg_tally(f"SELECT old_c AS c, -1 AS p, -old_r AS r FROM {_USER_CHANGED} a WHERE shown "
+                                   f"UNION ALL SELECT new_c, 1, new_r FROM {_USER_CHANGED} b WHERE shown")),
     "panel_session_del": ("user_session", "DELETE", "OLD TABLE AS old_rows",
                           "PERFORM panel_bump('u', ARRAY(SELECT user_id FROM old_rows));"),
     "panel_token_ins": ("sage_token", "INSERT", "NEW TABLE AS new_rows",
