@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Mapping
 
 from cryptography.fernet import Fernet
-from zxcvbn import zxcvbn
 
 ENVIRONMENTS = ("development", "production")
 # A secret must not be guessable: zxcvbn (Dropbox's strength estimator: repeats, sequences, keyboard walks,
@@ -99,6 +98,10 @@ def ensure_instance(cfg: dict, instance_path: str) -> None:
 
 def guessable(secret: str) -> bool:
     """True when ``secret`` has too little entropy to be a key (see MIN_GUESSES_LOG10)."""
+    # Imported here: zxcvbn's word lists take 12 MiB in every process that loads them, and only production's
+    # start-up check needs them (`make run`, the worker and cron in development never do).
+    from zxcvbn import zxcvbn
+
     sample = secret[:256]  # zxcvbn's cost grows with length; 256 characters say enough
     return zxcvbn(sample, user_inputs=APP_WORDS, max_length=256)["guesses_log10"] < MIN_GUESSES_LOG10
 
