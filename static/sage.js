@@ -87,7 +87,8 @@
       if (widgetEtag) { evt.detail.headers["If-None-Match"] = widgetEtag; }
     }
   });
-  document.addEventListener("htmx:afterRequest", function (evt) {
+  // Read before the swap: afterwards the requesting element has left the document and its events go nowhere.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
     var xhr = evt.detail.xhr;
     if (!evt.detail.elt || evt.detail.elt.id !== "token-widget" || !xhr) { return; }
     if (xhr.status === 200) { widgetEtag = xhr.getResponseHeader("ETag"); }
