@@ -211,6 +211,7 @@ def main() -> int:
                 # Warm both paths (connections, templates) before measuring.
                 wrk(bare_url, args.cost_rate, 5, None, conns_for(args.cost_rate))
                 wrk(poll_url, args.cost_rate, 5, sessions_file, conns_for(args.cost_rate))
+                print(f"load average before measuring: {' '.join(open('/proc/loadavg').read().split()[:3])}")
                 cost = {"bare": [], "poll": []}
                 for rnd in range(args.rounds):
                     for name in (("bare", "poll") if rnd % 2 == 0 else ("poll", "bare")):
@@ -235,6 +236,8 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    if not args.rounds:  # --rounds 0: the capacity steps only
+        cost = {k: [s[k] for s in steps] for k in ("bare", "poll")}
     med = {k: {f: statistics.median(r[f] for r in v) for f in ("cpu_ms", "p50", "p99")} for k, v in cost.items()}
     ratio = med["bare"]["cpu_ms"] / med["poll"]["cpu_ms"]
     per_round = [b["cpu_ms"] / p["cpu_ms"] for b, p in zip(cost["bare"], cost["poll"])]
