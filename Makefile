@@ -27,7 +27,8 @@ test-all: test
 # otherwise a private throw-away cluster started by .ci/with-postgres (needs Debian's postgresql package).
 PG_TESTS := tests/test_reminder_sweep.py tests/test_reminder_worker.py tests/test_sage_store.py \
             tests/test_sage_flow.py tests/test_reminder_settings.py tests/test_recipients.py tests/reliability \
-            tests/test_throttle.py tests/test_sessions.py tests/test_oauth_client.py
+            tests/test_throttle.py tests/test_sessions.py tests/test_oauth_client.py tests/test_derived.py \
+            tests/test_widget_poll.py
 PG_RUN = $(BIN)/pytest -n $(PYTEST_N) -m "not slow" $(PG_TESTS) $(PYTEST_ARGS) && $(BIN)/pytest -m slow $(PG_TESTS) $(PYTEST_ARGS)
 test-postgres: $(VENV)/.installed-dev
 ifeq ($(strip $(PANEL_TEST_DATABASE_URL)),)
@@ -63,9 +64,12 @@ clean:
 screenshots: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.screenshots
 
-# Benchmarks 1, 2 and 4 (bench/README.md): by hand, never in `make test`; loopback only, about 7 minutes.
-# Needs wrk (apt-get install -y wrk); the widget profile uses pyinstrument when installed.
-bench: $(VENV)/.installed
+# Benchmarks 1, 2, 4, 5, 6 and 7 (bench/README.md): by hand, never in `make test`; loopback only, about 25 minutes.
+# Needs wrk (apt-get install -y wrk) and, for benchmark 6, PostgreSQL; the widget profile uses pyinstrument.
+bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.widget_poll
 	$(BIN)/python -m bench.page_weight
 	$(BIN)/python -m bench.email_throughput
+	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.company_size
+	$(BIN)/python -m bench.tabs

@@ -83,8 +83,9 @@ class Instance:
     in-process app on the same database and Redis. Everything is removed on exit.
     """
 
-    def __init__(self, with_token: bool = True):
+    def __init__(self, with_token: bool = True, env: dict | None = None):
         self.with_token = with_token
+        self.extra_env = dict(env or {})
         self.dir = Path(tempfile.mkdtemp(prefix="panel-bench-"))  # short path: unix socket limit
         self.redis = None
         self.env: dict[str, str] = {}
@@ -115,6 +116,7 @@ class Instance:
             "PANEL_DEMO_PASSWORD": PASSWORD,
             "PANEL_BASE_URL": "http://127.0.0.1:5000",
         })
+        env.update(self.extra_env)
         self.env = env
         flask = [str(BIN / "flask"), "--app", "wsgi"]
         for args in (["db", "upgrade"], ["seed-demo"]):

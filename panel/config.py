@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Mapping
 
 from cryptography.fernet import Fernet
-from zxcvbn import zxcvbn
 
 from .instance import instance_secret
 
@@ -62,6 +61,10 @@ def _prompt(env: Mapping[str, str]) -> str:
 
 def guessable(secret: str) -> bool:
     """True when ``secret`` has too little entropy to be a key (see MIN_GUESSES_LOG10)."""
+    # Imported here: zxcvbn's word lists take 12 MiB in every process that loads them, and only production's
+    # start-up check needs them (`make run`, the worker and cron in development never do).
+    from zxcvbn import zxcvbn
+
     sample = secret[:256]  # zxcvbn's cost grows with length; 256 characters say enough
     return zxcvbn(sample, user_inputs=APP_WORDS, max_length=256)["guesses_log10"] < MIN_GUESSES_LOG10
 
@@ -101,6 +104,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "PORT": port,
         "PANEL_BASE_URL": env.get("PANEL_BASE_URL", "").strip().rstrip("/") or f"http://127.0.0.1:{port}",
         "PANEL_TRUSTED_PROXIES": _int(env, "PANEL_TRUSTED_PROXIES", 0),
+        # Compress HTML, CSS and JavaScript here (brotli/gzip); 0 when a front server compresses instead.
+        "PANEL_COMPRESS": _bool(env.get("PANEL_COMPRESS"), True),
         "PANEL_IDLE_TIMEOUT_MINUTES": _int(env, "PANEL_IDLE_TIMEOUT_MINUTES", 30),
         "PANEL_ABSOLUTE_TIMEOUT_HOURS": _int(env, "PANEL_ABSOLUTE_TIMEOUT_HOURS", 12),
         "PANEL_LOGIN_MAX_FAILURES": _int(env, "PANEL_LOGIN_MAX_FAILURES", 5),

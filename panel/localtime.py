@@ -73,3 +73,8 @@ def format_local(at: datetime, tz_name: str) -> str:
     local = aware(at, "at").astimezone(ZoneInfo(tz_name))
     return (f"{_WEEKDAYS[local.weekday()]} {local.day} {_MONTHS[local.month - 1]} {local.year}, "
             f"{local:%H:%M} {local.tzname()}")
+
+
+def format_local_time(at: datetime, tz_name: str) -> str:
+    """``at``'s wall-clock time in the company's timezone, e.g. "10:00" (what static/sage.js writes too)."""
+    return f"{aware(at, 'at').astimezone(ZoneInfo(tz_name)):%H:%M}"

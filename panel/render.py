@@ -8,7 +8,7 @@ from flask_htmx import make_response as htmx_response
 from markupsafe import Markup
 
 from .audit import label
-from .localtime import format_local, plural
+from .localtime import format_local, format_local_time, plural
 
 CHANGED = "sage-token-changed"  # HX-Trigger event: the token widget and the audit list refresh at once
 
@@ -32,8 +32,10 @@ def _local(at, tz_name: str) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Register the filters (``local``, ``plural``, ``email_breaks``), the ``audit_label`` global and the Vary hook."""
+    """Register the filters (``local``, ``local_time``, ``plural``, ``email_breaks``), the ``audit_label`` global and
+    the Vary hook."""
     app.add_template_filter(_local, "local")
+    app.add_template_filter(format_local_time, "local_time")
     app.add_template_filter(plural, "plural")
     app.add_template_filter(email_breaks, "email_breaks")
     app.add_template_global(label, "audit_label")

@@ -17,6 +17,23 @@ CSP = "; ".join([
 ])
 
 
+PERMISSIONS = "camera=(), microphone=(), geolocation=(), payment=()"
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def fixed_headers(app: Flask) -> list[tuple[str, str]]:
+    """The security headers every response carries (panel.fastpoll's 304s too); Referrer-Policy's default."""
+    found = app.extensions.get("panel_fixed_headers")
+    if found is None:
+        found = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+                 ("Referrer-Policy", "same-origin"), ("Permissions-Policy", PERMISSIONS),
+                 ("Cross-Origin-Resource-Policy", "same-origin")]
+        if app.config.get("PRODUCTION"):
+            found.append(("Strict-Transport-Security", HSTS))
+        app.extensions["panel_fixed_headers"] = found
+    return found
+
+
 def no_referrer() -> None:
     """Send ``Referrer-Policy: no-referrer`` on this response (OAuth callback pages)."""
     g.referrer_policy = "no-referrer"
@@ -35,14 +52,11 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _headers(resp: Response) -> Response:
         h = resp.headers
-        h.setdefault("Content-Security-Policy", CSP)
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("X-Frame-Options", "DENY")
-        h["Referrer-Policy"] = g.get("referrer_policy", "same-origin")
-        h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-        h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-        if app.config.get("PRODUCTION"):
-            h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        for name, value in fixed_headers(app):
+            if name == "Referrer-Policy":
+                h[name] = g.get("referrer_policy", value)
+            else:
+                h.setdefault(name, value)
         if resp.mimetype == "text/html":
             # Pages carry per-user data: never cached by shared caches or kept in the back/forward cache.
             h.setdefault("Cache-Control", "no-store")

@@ -1,38 +1,27 @@
-"""Sessions: a server-side record per signed-in session (so sign-out and revocation end it at once), idle and
-absolute timeouts, and the revocation signal that cached widget polls check instead of the database.
+"""Sessions: a server-side record per signed-in session (so sign-out and revocation end it at once), and idle and
+absolute timeouts.
 
 The cookie (signed by Flask) carries the session's random id; a request is signed in only while that id's row
-exists, for an active user, within the absolute lifetime. Ending a session deletes its row (one query answers
-every later request), then replaces the user's revocation marker in Redis, which the widget's per-process poll
-cache compares on every timed poll. With Redis down the marker cannot be read, so polls skip the cache and take
-the database path: revocation never depends on Redis.
+exists, for an active user, within the absolute lifetime. Ending a session deletes its row: every later request
+is refused. Deleting it also raises the user's poll version (a trigger, same transaction; see panel.derived), so a
+widget poll's ETag given before no longer matches and the poll is checked against the database, and refused.
+Nothing here depends on Redis.
 """
 from __future__ import annotations
 
-import logging
 import secrets
-import time
 from datetime import timedelta
 
-import redis
 from flask import Flask, current_app, flash, request, session
 from flask_login import login_user, logout_user
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy import delete, select
 
 from . import clock
 from .extensions import db
 from .models import User, UserSession
-from .redis_conn import redis_url
-
-log = logging.getLogger(__name__)
 
 SID = "_sid"                      # the session id in the cookie
 _POLL_ATTR = "_panel_poll"
-SIGNAL_PREFIX = "panel:session-signal:"
-REDIS_BACKOFF = 5.0               # seconds a process skips Redis after it failed (polls then read the database)
-SIGNAL_TIMEOUT = 0.25             # seconds for one marker read or write: a hung Redis must not hold up a poll
 
 
 def poll_endpoint(view):
@@ -84,12 +73,10 @@ def load(user_id: str) -> User | None:
 
 def end_current() -> None:
     """Sign this request's session out: delete its record, then clear the cookie."""
-    sid, uid = session.get(SID), session.get("_user_id")
+    sid = session.get(SID)
     if isinstance(sid, str):
         db.session.execute(delete(UserSession).where(UserSession.id == sid))
         db.session.commit()
-    if uid is not None:
-        bump_signal(uid)
     logout_user()
     session.clear()
 
@@ -98,17 +85,13 @@ def end_all(user_id: int) -> int:
     """End every session of one user (sign out everywhere, password change, deactivation); returns how many."""
     ended = db.session.execute(delete(UserSession).where(UserSession.user_id == user_id)).rowcount
     db.session.commit()
-    bump_signal(user_id)
     return ended
 
 
 def end_everyone() -> int:
     """End every session of every user (operators: ``flask end-sessions --all``); returns how many."""
-    users = db.session.execute(select(UserSession.user_id).distinct()).scalars().all()
     ended = db.session.execute(delete(UserSession)).rowcount
     db.session.commit()
-    for uid in users:
-        bump_signal(uid)
     return ended
 
 
@@ -119,60 +102,6 @@ def active(user_id: int) -> list[UserSession]:
                                   UserSession.created_at > clock.now() - _lifetime())
         .order_by(UserSession.created_at.desc())
     ).scalars())
-
-
-# --- The revocation signal: one small Redis value per user, replaced whenever any of their sessions ends. ---
-
-def _signal_redis(app: Flask) -> redis.Redis:
-    """The marker's own client: short timeouts and no retries (the database is the fallback, not patience)."""
-    client = app.extensions.get("panel_signal_redis")
-    if client is None:
-        client = redis.Redis.from_url(redis_url(app), socket_connect_timeout=SIGNAL_TIMEOUT,
-                                      socket_timeout=SIGNAL_TIMEOUT, retry=Retry(NoBackoff(), 0))
-        app.extensions["panel_signal_redis"] = client
-    return client
-
-
-def _redis_usable(app: Flask) -> bool:
-    return app.extensions.get("panel_redis_down_until", 0.0) <= time.monotonic()
-
-
-def _redis_failed(app: Flask, exc: Exception) -> None:
-    app.extensions["panel_redis_down_until"] = time.monotonic() + REDIS_BACKOFF
-    log.warning("session signal: Redis unavailable (%s); polls read the database for %.0f s", exc, REDIS_BACKOFF)
-
-
-def read_signal(app: Flask, user_id) -> bytes | None:
-    """The user's current revocation marker (created when missing); None when Redis cannot be asked."""
-    if user_id is None or not _redis_usable(app):
-        return None
-    key = f"{SIGNAL_PREFIX}{user_id}"
-    try:
-        r = _signal_redis(app)
-        value = r.get(key)
-        if value is None:
-            # A fresh random marker: after a Redis flush or expiry no old cache entry can match it again.
-            r.set(key, secrets.token_hex(8), nx=True, ex=int(_signal_ttl(app)))
-            value = r.get(key)
-        return value
-    except (redis.RedisError, OSError) as exc:
-        _redis_failed(app, exc)
-        return None
-
-
-def bump_signal(user_id) -> None:
-    """Replace the user's marker so every process's cached poll answer for them is dropped at once."""
-    app = current_app._get_current_object()
-    try:
-        _signal_redis(app).set(f"{SIGNAL_PREFIX}{user_id}", secrets.token_hex(8), ex=int(_signal_ttl(app)))
-    except (redis.RedisError, OSError) as exc:
-        # The database record is already gone, so every uncached request is refused; cached polls in other
-        # processes last at most the widget's IDENTITY_TTL, and none while they cannot reach Redis either.
-        _redis_failed(app, exc)
-
-
-def _signal_ttl(app: Flask) -> float:
-    return app.config["PANEL_ABSOLUTE_TIMEOUT_HOURS"] * 3600 + 3600
 
 
 def init_app(app: Flask) -> None:

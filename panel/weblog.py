@@ -7,6 +7,7 @@ callback's ``code`` and ``state``), and one-click unsubscribe tokens are cut fro
 """
 from __future__ import annotations
 
+import gc
 import os
 import re
 
@@ -53,3 +54,18 @@ class PanelLogger(Logger):
 # gunicorn settings (read by `-c python:panel.weblog` and by ./gunicorn.conf.py)
 logger_class = PanelLogger
 accesslog = "-"
+# The app is built once in the master and the workers are forked from it, sharing its memory (copy-on-write)
+# instead of each importing and building everything again.
+preload_app = True
+
+
+def when_ready(server) -> None:
+    """After the app is loaded and before workers fork: compile its templates (once, shared, instead of once per
+    worker), then move what exists out of the garbage collector's reach, so its passes do not write to (and so
+    un-share) pages the workers share with the master."""
+    app = server.app.wsgi() if server.cfg.preload_app else None
+    env = getattr(app, "jinja_env", None)
+    if env is not None:
+        for name in env.list_templates(filter_func=lambda n: n.endswith((".html", ".txt"))):
+            env.get_template(name)
+    gc.freeze()

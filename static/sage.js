@@ -1,17 +1,38 @@
 // Sage token widget: Login Now window, instant refresh when the window reports back (focus then moves to the
-// widget), a changed state announced to screen readers, polling paused in hidden tabs, and a visible stale
-// state when a poll fails.
+// widget), a changed state announced to screen readers, conditional polls (If-None-Match with the ETag of the
+// widget shown: the server answers 304 while nothing shown changed), polling paused in hidden tabs, "Updated HH:MM"
+// after every answer, and a visible stale state when a poll fails.
 (function () {
   "use strict";
   var EVENT = "sage-token-changed";
   var CHANNEL = "sage-panel";
   var lastUpdated = new Date();
+  var widgetEtag = null;        // the ETag of the widget on screen (none until the first poll after page load)
   var focusWidgetNext = false;  // set by a Login Now result: the refreshed widget takes focus
 
   function widget() { return document.getElementById("token-widget"); }
 
+  // HH:MM in the company's timezone (data-tz), as the server renders it.
   function hhmm(d) {
-    return String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+    var el = document.querySelector("#token-widget [data-updated]");
+    try {
+      return new Intl.DateTimeFormat("en-GB", {hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+                                                timeZone: (el && el.getAttribute("data-tz")) || undefined}).format(d);
+    } catch (e) {
+      return String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+    }
+  }
+
+  // The widget on screen is current (a new one was swapped in, or the server said 304 Not Modified).
+  function confirmed() {
+    lastUpdated = new Date();
+    var el = widget();
+    if (!el) { return; }
+    var updated = el.querySelector("[data-updated]");
+    if (updated) { updated.textContent = "Updated " + hhmm(lastUpdated); }
+    var note = el.querySelector("[data-stale]");
+    if (note) { note.hidden = true; note.textContent = ""; }
+    el.classList.remove("is-stale");
   }
 
   function refreshNow() { htmx.trigger(document.body, EVENT); }
@@ -57,11 +78,21 @@
     }, true);
   }
 
-  // Timed polls (no triggering event) say so: the server may answer them from a short cache.
+  // Timed polls (no triggering event) and the refresh when a tab becomes visible again are conditional: they
+  // carry the shown widget's ETag, and a 304 answer leaves it in place. A change event always gets a new widget.
   document.addEventListener("htmx:configRequest", function (evt) {
-    if (evt.detail.elt && evt.detail.elt.id === "token-widget" && !evt.detail.triggeringEvent) {
+    var trigger = evt.detail.triggeringEvent;
+    if (evt.detail.elt && evt.detail.elt.id === "token-widget" && (!trigger || trigger.type === "panel-refresh")) {
       evt.detail.headers["X-Panel-Poll"] = "1";
+      if (widgetEtag) { evt.detail.headers["If-None-Match"] = widgetEtag; }
     }
+  });
+  // Read before the swap: afterwards the requesting element has left the document and its events go nowhere.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var xhr = evt.detail.xhr;
+    if (!evt.detail.elt || evt.detail.elt.id !== "token-widget" || !xhr) { return; }
+    if (xhr.status === 200) { widgetEtag = xhr.getResponseHeader("ETag"); }
+    if (xhr.status === 304) { confirmed(); }  // htmx-config: 304 is not swapped
   });
 
   // --- Polling: skip polls while the tab is hidden, refresh as soon as it is visible again. ---
@@ -85,7 +116,7 @@
   }
   document.addEventListener("htmx:afterSwap", function (evt) {
     if (evt.detail.elt && (evt.detail.elt.id === "token-widget" || evt.detail.target.id === "token-widget")) {
-      lastUpdated = new Date();
+      confirmed();
     }
   });
 

@@ -159,27 +159,53 @@ def rows(page: str) -> list[str]:
     return [cell.replace("<wbr>", "") for cell in re.findall(r'<td class="recipient-email">(.+?)</td>', page)]
 
 
-def test_pages_of_25_with_limit_and_offset(crowd, admin):
+def link(page: str, which: str) -> str:
+    """The hx-get URL of a pager link (data-page="first|prev|next|last")."""
+    return re.search(rf'data-page="{which}"[^>]*hx-get="([^"]+)"', page).group(1).replace("&amp;", "&")
+
+
+def sql_of(app, fn):
     statements = []
-    with crowd.app_context():
-        listen = lambda conn, cursor, sql, *a: statements.append(sql)  # noqa: E731
+    with app.app_context():
+        listen = lambda conn, cursor, sql, params, *a: statements.append((sql, params))  # noqa: E731
         event.listen(db.engine, "before_cursor_execute", listen)
     try:
-        first = admin.get(LIST, htmx=True)
+        return fn(), statements
     finally:
-        with crowd.app_context():
+        with app.app_context():
             event.remove(db.engine, "before_cursor_execute", listen)
+
+
+def test_pages_of_25_by_keyset(crowd, admin):
+    first = admin.get(LIST, htmx=True)
     assert first.status_code == 200 and "HX-Request" in first.headers["Vary"]
     assert len(rows(first.text)) == 25
     assert "63 people · page 1 of 3" in first.text
-    assert any("LIMIT" in s and "OFFSET" in s and re.search(r"FROM \"?user\"? ", s) for s in statements), statements
-    third = admin.get(f"{LIST}?page=3", htmx=True).text
-    assert len(rows(third)) == 13 and "page 3 of 3" in third
-    assert not set(rows(first.text)) & set(rows(third))
+    second, sql = sql_of(crowd, lambda: admin.get(link(first.text, "next"), htmx=True).text)
+    assert len(rows(second)) == 25 and "page 2 of 3" in second
+    # The next page starts after the last person shown (lower(name), id) — no rows skipped by OFFSET.
+    assert any("lower(user.name) >" in s.replace('"', "") for s, _ in sql), sql
+    last, sql = sql_of(crowd, lambda: admin.get(link(first.text, "last"), htmx=True).text)
+    assert len(rows(last)) == 13 and "page 3 of 3" in last
+    assert "ORDER BY lower(user.name) DESC" in " ".join(s.replace('"', "") for s, _ in sql)
+    assert not set(rows(first.text)) & set(rows(second)) and not set(rows(second)) & set(rows(last))
+    assert set(rows(first.text)) | set(rows(second)) | set(rows(last)) == set(rows_of_everyone(crowd))
+    back = admin.get(link(last, "prev"), htmx=True).text
+    assert rows(back) == rows(second) and "page 2 of 3" in back
+    assert rows(admin.get(link(back, "first"), htmx=True).text) == rows(first.text)
+    assert 'data-page="next"' not in last and 'data-page="prev"' not in first.text
     assert len(rows(admin.get("/settings/sage").text)) == 25  # the full page never renders the whole company
     assert len(rows(admin.get("/settings/sage?page=2").text)) == 25
+    assert rows(admin.get(f"{LIST}?page=3", htmx=True).text) == rows(last)  # a plain page number still works
     assert "page 3 of 3" in admin.get(f"{LIST}?page=999", htmx=True).text  # out of range: the last page
     assert "page 1 of 3" in admin.get(f"{LIST}?page=-4", htmx=True).text
+    assert "page 1 of 3" in admin.get(f"{LIST}?after=999999", htmx=True).text  # an unknown boundary: page 1
+
+
+def rows_of_everyone(app) -> list[str]:
+    with app.app_context():
+        demo = Company.query.filter_by(name="Demo Ltd").one()
+        return [u.email for u in User.query.filter_by(company_id=demo.id)]
 
 
 def test_search_by_name_or_email(crowd, admin):
@@ -213,3 +239,33 @@ def test_the_page_includes_exactly_the_fragments_htmx_gets(app, admin):
         assert fragment in page, url
     row = same_token(admin.post(switch_url(app, "ben@example.com"), data={"on": "1", "fragment": "row"}).text.strip())
     assert row in same_token(admin.get("/settings/sage").text)
+
+
+@pytest.fixture
+def big(app):
+    """6,000 more people in Demo Ltd (past the search's budget and exact-count limit): Person 00001 .. 06000."""
+    with app.app_context():
+        demo = Company.query.filter_by(name="Demo Ltd").one()
+        db.session.execute(User.__table__.insert(), [
+            {"company_id": demo.id, "email": f"p{n:05d}@big.example", "name": f"Person {n:05d}", "password_hash": "x",
+             "role": "user", "active": True, "notify_sage_token": False, "created_at": demo.created_at}
+            for n in range(1, 6001)])
+        db.session.commit()
+    return app
+
+
+def test_search_in_a_big_company_takes_rare_matches_from_the_trigram_index(big, admin):
+    page, sql = sql_of(big, lambda: admin.get(f"{LIST}?q=person+05999", htmx=True).text)
+    assert rows(page) == ["p05999@big.example"] and "1 person matching" in page
+    trigram = "user_search MATCH" if big.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") else "matches"
+    assert any(trigram in s for s, _ in sql), sql
+    assert "Nobody matches" in admin.get(f"{LIST}?q=nobody-at-all", htmx=True).text
+    dense = admin.get(f"{LIST}?q=person", htmx=True).text  # common: found near the start of the name order
+    assert rows(dense) == [f"p{n:05d}@big.example" for n in range(1, 26)]
+    assert "More than 25 people match" in dense
+    after = admin.get(link(dense, "next"), htmx=True).text
+    assert rows(after) == [f"p{n:05d}@big.example" for n in range(26, 51)]
+    last = admin.get(link(dense, "last"), htmx=True).text
+    assert rows(last) == [f"p{n:05d}@big.example" for n in range(5976, 6001)] and 'data-page="next"' not in last
+    whole = admin.get(LIST, htmx=True).text
+    assert "6,003 people · page 1 of 241" in whole or "6003 people · page 1 of 241" in whole

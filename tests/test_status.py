@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from panel.sage.status import State, TokenStatus, format_remaining, token_status
+from panel.sage.status import State, TokenStatus, format_remaining, stable_until, token_status
 
 UTC = timezone.utc
 LONDON = "Europe/London"
@@ -133,3 +133,46 @@ def test_bad_input_is_refused(bad):
 ])
 def test_format_remaining(delta, text):
     assert format_remaining(delta) == text
+
+
+# --- stable_until: how long a widget's time-dependent text holds (the poll ETag's lifetime) -----------------------
+
+def _shown(at, expires, consented, days=28, tz="Europe/London"):
+    s = token_status(at, consented_at=consented, expires_at=expires, reminder_days=days, tz_name=tz)
+    return s.state, s.remaining_text, s.used_permille
+
+
+@pytest.mark.parametrize("left", [
+    timedelta(days=80, hours=3, minutes=20, seconds=5),  # connected: "80 days, 3 hours" until the next hour
+    timedelta(days=28, minutes=1),                         # a minute before the reminder window opens
+    timedelta(days=1, seconds=20),                         # about to switch from hours to minutes
+    timedelta(hours=5, minutes=3, seconds=2),
+    timedelta(seconds=30),                                 # "less than a minute" until expiry
+    timedelta(0),
+    -timedelta(minutes=5, seconds=10),
+    -timedelta(hours=3, minutes=1),
+    -timedelta(days=3, hours=2),
+])
+@pytest.mark.parametrize("now", [datetime(2026, 11, 20, 12, 0, 30, tzinfo=timezone.utc),
+                                 datetime(2026, 3, 28, 23, 59, 59, tzinfo=timezone.utc)])  # London's spring forward
+def test_nothing_shown_changes_before_stable_until_and_something_does_at_it(now, left):
+    expires = now + left
+    consented = expires - timedelta(days=90)
+    until = stable_until(now, consented_at=consented, expires_at=expires, reminder_days=28, tz_name="Europe/London")
+    assert until > now
+    before = _shown(now, expires, consented)
+    for k in range(1, 64):
+        assert _shown(now + (until - now) * k / 64, expires, consented) == before, k
+    assert _shown(until - timedelta(microseconds=1), expires, consented) == before
+    assert _shown(until + timedelta(milliseconds=1), expires, consented) != before
+
+
+def test_stable_until_follows_the_lifetime_bar_and_nothing_when_not_connected():
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+    consented = now - timedelta(minutes=10)
+    expires = consented + timedelta(days=1, hours=2)  # a short lifetime: the bar's tenth of a percent is 94 s
+    until = stable_until(now, consented_at=consented, expires_at=expires, reminder_days=1, tz_name="UTC")
+    assert until - now < timedelta(seconds=95)
+    assert _shown(until + timedelta(milliseconds=1), expires, consented, 1, "UTC")[2] == \
+        _shown(now, expires, consented, 1, "UTC")[2] + 1
+    assert stable_until(now, consented_at=None, expires_at=None, reminder_days=28, tz_name="UTC") is None

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..derived import LedgerDay
 from ..extensions import db
 from ..models import DeliveryStatus as S
 from ..models import ReminderDelivery as R
@@ -111,15 +112,13 @@ def resolve_uncertain(now: datetime) -> list[tuple[int, int, str | None]]:
 
 
 def last_reminder(company_id: int) -> LastReminder | None:
-    """The latest local date with sent, uncertain or failed reminders, counted."""
-    done = [S.SENT.value, S.FAILED.value, S.UNCERTAIN.value]
-    day = db.session.execute(select(func.max(R.local_date)).where(
-        R.company_id == company_id, R.status.in_(done))).scalar()
+    """The latest local date with sent, uncertain or failed reminders, counted (one indexed row of ``ledger_day``,
+    which triggers keep; no ledger rows are read)."""
+    day = db.session.execute(
+        select(LedgerDay).where(LedgerDay.company_id == company_id,
+                                or_(LedgerDay.sent > 0, LedgerDay.failed > 0, LedgerDay.uncertain > 0))
+        .order_by(LedgerDay.local_date.desc()).limit(1)).scalar_one_or_none()
     if day is None:
         return None
-    rows = db.session.execute(select(R.status, R.reason, R.finished_at).where(
-        R.company_id == company_id, R.local_date == day, R.status.in_(done))).all()
-    failures = [r.reason for r in rows if r.status == S.FAILED.value]
-    uncertain = sum(r.status == S.UNCERTAIN.value for r in rows)
-    return LastReminder(at=max(r.finished_at for r in rows if r.finished_at), sent=len(rows) - len(failures),
-                        failed=len(failures), why=failures[0] if failures else None, uncertain=uncertain)
+    return LastReminder(at=day.last_at, sent=day.sent + day.uncertain, failed=day.failed,
+                        why=day.failure if day.failed else None, uncertain=day.uncertain)

@@ -1,19 +1,18 @@
-"""Notification recipients: who gets the reminder, searched and paginated in SQL, switched one by one; and the
-company's admins, whom everyone else is told to ask."""
+"""Notification recipients: how many get the reminder, the search text and page number as typed, the switch one
+by one; and the company's admins, whom everyone else is told to ask. (The list itself: ``people``.)"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 
 from .. import audit, events
 from ..audit import Action
 from ..busy import retrying
+from ..derived import CompanyTally
 from ..extensions import db
 from ..models import Role, User
 
-PER_PAGE = 25
 MAX_QUERY = 100
 ADMINS_NAMED = 5  # emails and the widget name this many admins, then say how many more there are
 
@@ -38,34 +37,16 @@ def page_number(raw: str | None) -> int:
     return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
 
 
-def _escape(text: str) -> str:
-    # LIKE wildcards typed by the person are searched for literally.
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def find(company_id: int, query: str = "", page: int = 1, per_page: int = PER_PAGE) -> Pagination:
-    """The ``page``-th page of the company's users matching ``query`` (name or email), in name order.
-
-    A page past the end shows the last page, so a stale link after people were removed still shows someone.
-    """
-    conditions = [User.company_id == company_id]
-    if query:
-        pattern = f"%{_escape(query.lower())}%"
-        conditions.append(or_(func.lower(User.name).like(pattern, escape="\\"),
-                              func.lower(User.email).like(pattern, escape="\\")))
-    stmt = select(User).where(*conditions).order_by(func.lower(User.name), User.id)
-    found = db.paginate(stmt, page=max(1, page), per_page=per_page, error_out=False)
-    if found.page > 1 and found.page > found.pages:
-        found = db.paginate(stmt, page=max(1, found.pages), per_page=per_page, error_out=False)
-    return found
+def person_id(raw: str | None) -> int | None:
+    """A person's id from the query string (a page link's boundary); anything odd means none."""
+    raw = (raw or "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 12 else None
 
 
 def count(company_id: int) -> int:
-    """How many people will be emailed: active users with the switch on."""
+    """How many people will be emailed: active users with the switch on (the tally triggers keep; one row)."""
     return db.session.execute(
-        select(func.count(User.id)).where(User.company_id == company_id, User.active.is_(True),
-                                           User.notify_sage_token.is_(True))
-    ).scalar_one()
+        select(CompanyTally.recipients).where(CompanyTally.company_id == company_id)).scalar() or 0
 
 
 def admins(company_id: int, limit: int = ADMINS_NAMED) -> Admins:

@@ -52,6 +52,11 @@ class TokenStatus:
         return days_left(self.remaining) if self.remaining is not None else None
 
     @property
+    def used_permille(self) -> int:
+        """Tenths of a percent of the lifetime used, rounded down: the bar moves in these steps."""
+        return min(1000, int(self.lifetime_used * 1000))
+
+    @property
     def headline(self) -> str:
         """The leading part of ``remaining_text`` ("89 days", "5 hours", "expired 3 days ago"): the subject's."""
         return self.remaining_text.split(", ", 1)[0]
@@ -97,6 +102,43 @@ def token_status(now: datetime, *, consented_at: datetime | None, expires_at: da
         remaining_text=format_remaining(remaining), lifetime_used=used, window_start=opens,
         window_start_fraction=opens_at, reason=needs_login_reason or None,
     )
+
+
+_TICK = timedelta(microseconds=1)
+
+
+def stable_until(now: datetime, *, consented_at: datetime | None, expires_at: datetime | None,
+                 reminder_days: int, tz_name: str) -> datetime | None:
+    """The first instant after ``now`` at which what ``token_status`` shows may differ from now: the state (the
+    window opens, the token expires), the time left in the unit it is shown in (hours while a day or more is left,
+    then minutes; days, hours, minutes since expiry) or the lifetime bar's tenth of a percent. None when nothing
+    shown depends on time (not connected). Never later than the true change; at worst a moment early."""
+    if expires_at is None:
+        return None
+    now, expires_at = aware(now, "now"), aware(expires_at, "expires_at")
+    found = [_text_changes(now, expires_at)]
+    opens = window_start(expires_at, reminder_days, tz_name)
+    found += [t for t in (opens, expires_at) if t > now]
+    if consented_at is not None:
+        start = aware(consented_at, "consented_at")
+        lifetime = expires_at - start
+        if lifetime > timedelta(0) and now < expires_at:
+            step = min(1000, int(_fraction(now - start, lifetime) * 1000)) + 1
+            if step <= 1000:
+                found.append(max(start + lifetime * step / 1000, now + _TICK))
+    return min(found)
+
+
+def _text_changes(now: datetime, expires_at: datetime) -> datetime:
+    """When ``format_remaining(expires_at - now)`` next changes (its floors are taken at these boundaries)."""
+    delta = expires_at - now
+    if delta > timedelta(0):
+        unit = timedelta(hours=1) if delta >= timedelta(days=1) else timedelta(minutes=1)
+        return expires_at - (delta // unit) * unit + _TICK
+    ago = -delta
+    unit = (timedelta(days=1) if ago >= timedelta(days=1) else
+            timedelta(hours=1) if ago >= timedelta(hours=1) else timedelta(minutes=1))
+    return expires_at + (ago // unit + 1) * unit
 
 
 def days_left(delta: timedelta) -> int:

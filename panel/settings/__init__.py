@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask
 
+from ..fastpoll import install as answer_polls_early
 from . import connection, notifications, outbox, pages, reminders, widget
 
 bp = Blueprint("settings", __name__)
+WIDGET_URL = "/settings/sage/widget"
 
 ROUTES = [
     # rule                                              view                              methods
     ("/",                                               pages.index,                      ["GET"]),
     ("/settings/sage",                                  pages.sage,                       ["GET"]),
     ("/settings/notifications",                         pages.notifications,              ["GET"]),
-    ("/settings/sage/widget",                           widget.widget,                    ["GET"]),
+    (WIDGET_URL,                                        widget.widget,                    ["GET"]),
     ("/settings/sage/audit",                            connection.audit_list,            ["GET"]),
     ("/settings/sage/connect",                          connection.connect,               ["GET"]),
     ("/settings/sage/callback",                         connection.callback,              ["GET"]),
@@ -41,5 +43,6 @@ for _rule, _view, _methods in ROUTES:
 
 
 def init_app(app: Flask) -> None:
-    """Register the screen's blueprint."""
+    """Register the screen's blueprint; current conditional widget polls are answered in front of Flask."""
     app.register_blueprint(bp)
+    answer_polls_early(app, WIDGET_URL)

@@ -5,7 +5,7 @@ from flask import current_app, redirect, render_template, request, session, url_
 from flask_login import current_user, login_required
 
 from ..sessions import SID, active
-from ..reminders import recipients
+from ..reminders import people, recipients
 from ..reminders.delivery import uses_outbox
 from .connection import activity_context, activity_limit
 from .presenter import reminders_context, widget_context
@@ -22,7 +22,7 @@ def sage():
     company = current_user.company
     ctx = widget_context(company)
     ctx.update(reminders_context(company, current_user, recipients.clean_query(request.args.get("q")),
-                                 recipients.page_number(request.args.get("page"))))
+                                 people.request_from(request.args)))
     if current_user.is_admin:
         ctx.update(activity_context(company.id, activity_limit(request.args.get("activity"))))
     return render_template("settings/sage.html", **ctx)

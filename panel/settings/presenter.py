@@ -9,13 +9,16 @@ from flask import current_app
 from .. import clock
 from ..localtime import plural
 from ..models import Company, SageToken, TokenState
-from ..reminders import ledger, parsing, recipients
+from ..reminders import ledger, parsing, people, recipients
 from ..reminders.delivery import uses_outbox
 from ..reminders.plan import CompanyPlan
 from ..reminders.plan import next_reminder as plan_next
 from ..reminders.settings import SETTINGS
 from ..sage import store
-from ..sage.status import token_status
+from ..sage.status import stable_until, token_status
+
+# Even when nothing shown depends on the time, a widget is rendered afresh at least this often.
+MAX_VALIDITY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -54,22 +57,23 @@ def next_reminder(company: Company, token: SageToken | None, now: datetime) -> N
 
 
 def widget_context(company: Company) -> dict:
-    """Template context for settings/_token_widget.html."""
+    """Template context for settings/_token_widget.html, with ``valid_until``: the first instant at which the
+    widget could look different although nothing in the database changed (see ``stable_until``)."""
     token = store.current(company.id)
     now = clock.now()
     reason = token.state_reason if token is not None and token.state == TokenState.NEEDS_LOGIN.value else None
-    status = token_status(
-        now,
-        consented_at=token.consented_at if token else None,
-        expires_at=token.expires_at if token else None,
-        reminder_days=company.reminder_days,
-        tz_name=company.timezone,
-        needs_login_reason=reason,
-    )
+    timing = {"consented_at": token.consented_at if token else None,
+              "expires_at": token.expires_at if token else None,
+              "reminder_days": company.reminder_days, "tz_name": company.timezone}
+    status = token_status(now, needs_login_reason=reason, **timing)
+    upcoming = next_reminder(company, token, now)
+    changes = [now + MAX_VALIDITY, stable_until(now, **timing)]
+    if upcoming is not None and upcoming.at is not None and upcoming.at > now:
+        changes.append(upcoming.at)  # then it reads "due now"
     return {"company": company, "token": token, "status": status, "now": now,
             "admins": recipients.admins(company.id),  # named to everyone else in the read-only widget
             "last_reminder": ledger.last_reminder(company.id),
-            "next_reminder": next_reminder(company, token, now)}
+            "next_reminder": upcoming, "valid_until": min(t for t in changes if t is not None)}
 
 
 def days_note(company: Company) -> str | None:
@@ -98,12 +102,12 @@ def setting_fields(company: Company) -> dict[str, Field]:
     return {key: field(company, key) for key in SETTINGS}
 
 
-def reminders_context(company: Company, user, query: str, page: int) -> dict:
+def reminders_context(company: Company, user, query: str, page: people.Request) -> dict:
     """Template context of the reminder cards; admins also get the recipients page for ``query`` and ``page``."""
     ctx = {"reminder_fields": setting_fields(company), "timezones": parsing.timezones(),
            "outbox_enabled": uses_outbox(current_app.config), "test_email": None}
     if user.is_admin:
-        ctx["recipients"] = recipients.find(company.id, query, page)
+        ctx["recipients"] = people.find(company.id, query, page)
         ctx["recipient_query"] = query
         ctx["recipient_count"] = recipients.count(company.id)
     return ctx

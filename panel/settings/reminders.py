@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 from ..auth import admin_required, company_scoped
 from ..extensions import db, htmx
 from ..models import User
-from ..reminders import parsing, recipients, settings
+from ..reminders import parsing, people, recipients, settings
 from ..render import CHANGED, fragment
 from .presenter import Field
 from .presenter import field as saved_field
@@ -39,12 +39,13 @@ def save_setting(field: str):
 def recipient_list():
     """Search and page through the company's users (the list fragment, or the page for a plain request)."""
     query = recipients.clean_query(request.args.get("q"))
-    page = recipients.page_number(request.args.get("page"))
     if not htmx or htmx.boosted:
-        return redirect(url_for("settings.sage", q=query or None, page=page if page > 1 else None,
-                                _anchor="recipients"))
-    return fragment("settings/_recipient_list.html", recipients=recipients.find(current_user.company_id, query, page),
-                    recipient_query=query)
+        paging = {k: request.args.get(k) for k in ("page", "after", "before") if request.args.get(k)}
+        if paging.get("page") == "1":
+            del paging["page"]
+        return redirect(url_for("settings.sage", q=query or None, **paging, _anchor="recipients"))
+    return fragment("settings/_recipient_list.html", recipient_query=query,
+                    recipients=people.find(current_user.company_id, query, people.request_from(request.args)))
 
 
 @admin_required
