@@ -53,4 +53,7 @@ def private_sqlite_file(uri: str) -> None:
     path = uri[len("sqlite:///"):]
     if not path or path == ":memory:" or path.startswith("file:") or os.path.exists(path):
         return
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileNotFoundError:
+        pass  # its folder does not exist: SQLite cannot create it either, and says so when first used (/readyz)

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 
-from .. import clock
-from ..localtime import plural
+from .. import clock, heartbeat
+from ..localtime import format_since, plural
 from ..models import Company, SageToken, TokenState
 from ..reminders import ledger, parsing, recipients
 from ..reminders.delivery import uses_outbox
@@ -69,7 +69,17 @@ def widget_context(company: Company) -> dict:
     return {"company": company, "token": token, "status": status, "now": now,
             "admins": recipients.admins(company.id),  # named to everyone else in the read-only widget
             "last_reminder": ledger.last_reminder(company.id),
-            "next_reminder": next_reminder(company, token, now)}
+            "next_reminder": next_reminder(company, token, now),
+            "scheduler_warning": scheduler_warning(company, now)}
+
+
+def scheduler_warning(company: Company, now: datetime) -> str | None:
+    """What admins are told when no reminder sweep has run for two intervals (None while sweeps run)."""
+    pulse = heartbeat.sweep_pulse(now, current_app.config["PANEL_SWEEP_INTERVAL_MINUTES"])
+    if not pulse.stale:
+        return None
+    since = f"since {format_since(pulse.last, now, company.timezone)}" if pulse.last else "yet"
+    return f"Reminders are not being sent: the scheduler has not run {since}."
 
 
 def days_note(company: Company) -> str | None:
