@@ -125,9 +125,10 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def web(self, **env) -> Proc:
-        """One gunicorn instance (one worker process, the Procfile's 4 threads) on a free port, once it answers."""
-        port = free_port()
+    def web(self, port: int | None = None, **env) -> Proc:
+        """One gunicorn instance (one worker process, the Procfile's 4 threads) on ``port`` (default: a free one),
+        once it answers."""
+        port = port or free_port()
         proc = self.start("web", "--no-control-socket", PORT=port, WEB_CONCURRENCY=1, **env)
         proc.url = f"http://127.0.0.1:{port}"
 
