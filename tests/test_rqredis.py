@@ -33,7 +33,8 @@ def _fresh_outage():
     OUTAGE.stopping, OUTAGE.since = saved, None
 
 
-def test_a_command_waits_for_redis_to_come_back(server, caplog):
+def test_a_command_waits_for_redis_to_come_back(server, caplog, monkeypatch):
+    monkeypatch.setattr(rqredis, "REMIND_EVERY", 0.5)  # "still unreachable" every minute in the panel
     client = PatientRedis.from_url(server.url)
     client.set("queued", "work")
     server.stop()
@@ -41,7 +42,7 @@ def test_a_command_waits_for_redis_to_come_back(server, caplog):
     caplog.set_level(logging.WARNING, logger="panel.redis")
     waiting = threading.Thread(target=lambda: done.update(value=client.get("queued")), daemon=True)
     waiting.start()
-    time.sleep(1.0)
+    time.sleep(1.5)
     assert waiting.is_alive() and not done  # not an error: a wait
     server.start()  # same port, same data
     waiting.join(15)
@@ -49,7 +50,8 @@ def test_a_command_waits_for_redis_to_come_back(server, caplog):
     said = [r.getMessage() for r in caplog.records if r.name == "panel.redis"]
     assert said[0].startswith("Redis is unreachable (") and "this process waits for it" in said[0]
     assert said[-1].startswith("Redis answers again after ")
-    assert len(said) == 2  # once when it went, once when it came back (then once a minute while it stays away)
+    assert said[1].startswith("Redis is unreachable for ") and "still waiting" in said[1]  # the reminder
+    assert all(line.startswith("Redis is unreachable for ") for line in said[1:-1])
 
 
 def test_a_stopping_process_does_not_wait(server):

@@ -13,6 +13,8 @@ from misbehaving_provider import GOOD_TOKEN, Provider
 from rotating_provider import RotatingProvider
 from support import Session, connect_sage, run_together
 
+from panel.extensions import db
+from panel.models import AuditEvent
 from panel.redis_conn import get_redis
 from panel.sage import api, refresh
 from panel.sage.http import HttpFailure, request
@@ -34,6 +36,11 @@ def _keys(app, company_id: int) -> tuple[float | None, float | None]:
     r = get_redis(app)
     left = [r.pttl(f"sage:refresh-lock:{company_id}"), r.pttl(f"sage:refresh-unknown:{company_id}")]
     return tuple(ms / 1000 if ms >= 0 else None for ms in left)
+
+
+def _audit_count(app) -> int:
+    with app.app_context():
+        return db.session.execute(db.select(db.func.count(AuditEvent.id))).scalar_one()
 
 
 def _end_the_term(app, company_id: int) -> None:
@@ -69,16 +76,21 @@ def test_a_request_waits_at_most_the_lock_wait_for_another_refresh(app, provider
         assert api.access_token(company_id) == "fresh-access"  # the next try (the page's retry) refreshes
 
 
-def test_an_unknown_outcome_keeps_the_lock_for_a_new_term_and_is_said(app, provider):
+@pytest.mark.parametrize("answer, says", [
+    (("drip_body",), "Sage ID did not answer in time (within 1 s) to refresh the token"),  # sent, no whole answer
+    (("huge", True), "Sage ID answered the refresh with too much data"),
+    (("raw", 504, b"<h1>Gateway Timeout</h1>"), "Sage ID's answer to the refresh could not be used (http_504"),
+])
+def test_an_unknown_outcome_keeps_the_lock_for_a_new_term_and_is_said(app, provider, answer, says):
     company_id = _stale_token(app)
     app.config.update(SAGE_TOKEN_URL=provider.url + "/oauth/token", SAGE_HTTP_TIMEOUT=1)
-    provider.answer = ("drip_body",)  # sent, and no complete answer within the deadline
+    provider.answer = answer
     term = refresh.lock_term(app.config)
     with app.app_context():
         with pytest.raises(api.SageUnavailable) as failed:
             api.access_token(company_id)
-    assert "did not answer in time (within 1 s)" in failed.value.message
-    assert "not known whether it renewed the token" in failed.value.message
+    assert failed.value.message.startswith(says)
+    assert "so it is not known whether it renewed the token" in failed.value.message
     lock_left, mark_left = _keys(app, company_id)
     assert term - 1 < lock_left <= term and term - 1 < mark_left <= term  # a new whole term from the unknown end
     with app.app_context():
@@ -94,6 +106,25 @@ def test_an_unknown_outcome_keeps_the_lock_for_a_new_term_and_is_said(app, provi
     with app.app_context():
         assert api.access_token(company_id) == "fresh-access"
     assert len(provider.requests) == 2 and _keys(app, company_id) == (None, None)
+
+
+def test_the_request_ends_before_the_lock_does(app, provider, monkeypatch):
+    """Whatever the re-read cost, the token request's deadline is cut so that it ends MARGIN before the term."""
+    company_id = _stale_token(app)
+    app.config.update(SAGE_TOKEN_URL=provider.url + "/oauth/token", SAGE_HTTP_TIMEOUT=10)
+    provider.answer = ("drip_body",)
+    monkeypatch.setattr(refresh, "lock_term", lambda cfg: refresh.MARGIN + 1.5)  # as if the re-read took long
+    with app.app_context():
+        started = time.monotonic()
+        with pytest.raises(api.SageUnavailable) as failed:
+            api.access_token(company_id)
+    assert time.monotonic() - started < 4 and "within 1 s" in failed.value.message  # not 10 s
+    _end_the_term(app, company_id)
+    monkeypatch.setattr(refresh, "lock_term", lambda cfg: refresh.MARGIN + 0.5)  # too little left to send at all
+    with app.app_context():
+        with pytest.raises(api.SageUnavailable) as failed:
+            api.access_token(company_id)
+    assert "could not be refreshed in time" in failed.value.message and len(provider.requests) == 1
 
 
 def test_a_refresh_that_never_left_releases_the_lock_at_once(app):
@@ -129,6 +160,7 @@ def test_the_card_says_in_progress_and_checks_again_by_itself(app, client, provi
     admin = Session(client, "admin@example.com")
     other = get_redis(app).lock(f"sage:refresh-lock:{company_id}", timeout=30)
     assert other.acquire()
+    audited = _audit_count(app)
     card = admin.post("/settings/sage/check").text
     assert "A refresh of the Sage token is in progress (started by another request). Checking again in 2 " \
            "seconds…" in card
@@ -136,6 +168,7 @@ def test_the_card_says_in_progress_and_checks_again_by_itself(app, client, provi
     last = admin.post("/settings/sage/check", data={"attempt": "5"}).text  # the fifth re-check: no more
     assert "Press Check connection to try again." in last and 'data-testid="check-retry"' not in last
     assert "sage-token-changed" not in admin.post("/settings/sage/check").headers.get("HX-Trigger", "")
+    assert _audit_count(app) == audited  # nothing was tried, so nothing is audited
     other.release()
     app.config["SAGE_API_BASE"] = provider.url
     assert "Connection OK" in admin.post("/settings/sage/check", data={"attempt": "1"}).text

@@ -1,12 +1,15 @@
-"""Issue 16 item 1 and 2: production's processes (Procfile: two web instances, two workers, cron) against one
-database and one redis-server that is stopped for real for about 30 s, spanning cron ticks and a job in flight.
+"""Issue 16 items 1 and 2: production's processes (the Procfile's commands: two web instances, two workers and
+two crons, as README "Production" recommends) against one database and one redis-server that is stopped for real
+for about 30 s, spanning cron ticks and a job in flight.
 
-The cron and the workers wait Redis out (backoff) instead of exiting; sweeps resume when it is back; a reminder
-that became due during the outage goes out once; the one in flight when Redis went is sent once; the scheduler
-heartbeat's warning appears on the Sage page (and /readyz) while no sweep runs, and clears after.
+The crons and the workers wait Redis out (backoff) instead of exiting; sweeps resume when it is back; a reminder
+that became due during the outage goes out once; the one in flight when Redis went is sent once, although both
+crons enqueue every sweep; the scheduler heartbeat's warning appears on the Sage page (and /readyz) while no
+sweep runs, and clears after.
 """
 from __future__ import annotations
 
+import signal
 import time
 from collections import Counter
 from datetime import timedelta
@@ -59,7 +62,7 @@ def test_a_redis_outage_spanning_cron_ticks_and_a_running_job(tmp_path, template
             admin_a, admin_b = panel_sign_in(web_a.url), panel_sign_in(web_b.url)
             # RQ's job monitoring every 2 s (30 s by default): the worker touches Redis while its job runs.
             workers = [stack.start("worker", "--job-monitoring-interval 2") for _ in range(2)]
-            cron = stack.start("cron")
+            crons = [stack.start("cron") for _ in range(2)]  # two, as recommended: every sweep is enqueued twice
             assert handler.stalled.wait(90), stack.text()  # the cron's first sweep ran; a worker is sending
             wait_until(lambda: _scheduler_check(web_b.url)["ok"], 30, "the first heartbeat")
             assert WARNING not in _page(admin_b, web_b.url)
@@ -75,7 +78,7 @@ def test_a_redis_outage_spanning_cron_ticks_and_a_running_job(tmp_path, template
             check = _scheduler_check(web_b.url)
             assert not check["ok"] and "no reminder sweep" in check["detail"], check
             time.sleep(max(0.0, down_at + OUTAGE - time.monotonic()))
-            assert all(p.alive() for p in workers + [cron]), stack.text()  # waited it out, did not exit
+            assert all(p.alive() for p in workers + crons), stack.text()  # waited it out, did not exit
 
             server.start()
             up_at = time.monotonic()
@@ -89,11 +92,18 @@ def test_a_redis_outage_spanning_cron_ticks_and_a_running_job(tmp_path, template
             time.sleep(INTERVAL_MINUTES * 60 + 3)  # one more sweep: nothing goes twice
             assert Counter(handler.to()) == {"olga@other.example": 1, "oscar@other.example": 1,
                                              "admin@example.com": 1, "chloe@example.com": 1}
-            assert all(p.alive() for p in workers + [cron]), stack.text()
-            assert "Redis is unreachable" in "".join(p.text() for p in workers + [cron])  # logged, with backoff
+            assert all(p.alive() for p in workers + crons), stack.text()
+            assert "Redis is unreachable" in "".join(p.text() for p in workers + crons)  # logged, with backoff
             with app.app_context():
                 db.session.remove()
                 assert {r.status for r in ReminderDelivery.query.all()} == {"sent"}
+            # Stopped while Redis is away again, a worker stops: its teardown no longer waits for Redis.
+            server.stop()
+            time.sleep(1)
+            workers[0].proc.send_signal(signal.SIGTERM)
+            stopping = time.monotonic()
+            workers[0].proc.wait(15)
+            assert time.monotonic() - stopping < 10, stack.text()
             print(f"outage {OUTAGE} s: warning shown {warned_after:.1f} s into it; after Redis returned, the due "
                   f"reminders were sent in {sent_after:.1f} s and the warning cleared in {cleared_after:.1f} s")
         except BaseException:
