@@ -39,6 +39,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def sweep_interval_minutes(env: Mapping[str, str]) -> int | float:
+    """PANEL_SWEEP_INTERVAL_MINUTES: minutes between reminder sweeps (default 15); a fraction such as 0.5 is allowed
+    (tests run sweeps seconds apart). Read here for the web and by ``rq cron``, which builds no app."""
+    raw = env.get("PANEL_SWEEP_INTERVAL_MINUTES", "").strip()
+    try:
+        value = float(raw) if raw else 15
+    except ValueError:
+        value = 0
+    if not 0.1 <= value <= 1440:  # also refuses nan and inf
+        raise ConfigError(f"PANEL_SWEEP_INTERVAL_MINUTES must be a number of minutes from 0.1 to 1440, got {raw!r}")
+    return int(value) if value == int(value) else value
+
+
 def _readable_file(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name, "").strip()
     if not raw:
@@ -157,7 +170,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "SAGE_DEMO": not client_id,
         "SAGE_DEMO_TOKEN_LIFETIME_MINUTES": _int(env, "SAGE_DEMO_TOKEN_LIFETIME_MINUTES", 0),
         # Reminders
-        "PANEL_SWEEP_INTERVAL_MINUTES": _int(env, "PANEL_SWEEP_INTERVAL_MINUTES", 15),
+        "PANEL_SWEEP_INTERVAL_MINUTES": sweep_interval_minutes(env),
         # A reminder left 'sending' (or 'claimed' untouched) this long belongs to a dead worker: hand it out again.
         "PANEL_REMINDER_LEASE_SECONDS": _int(env, "PANEL_REMINDER_LEASE_SECONDS", 600),
     }

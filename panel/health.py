@@ -1,8 +1,8 @@
-"""Probes for load balancers and orchestrators: ``/healthz`` (the process answers) and ``/readyz`` (it can do its
-work: the database, Redis and at least one live RQ worker answer).
+"""Probes for load balancers and orchestrators: ``/healthz`` (the process answers) and ``/readyz`` (the deployment
+can do its work: the database, Redis and at least one live RQ worker answer, and reminder sweeps are running).
 
 Readiness is the list CHECKS: each entry is a name and a function returning (ok, detail). Add a line to check
-something more (e.g. a scheduler heartbeat). Details name what failed, never a URL or a credential.
+something more. Details name what failed, never a URL or a credential.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from rq.defaults import DEFAULT_WORKER_TTL
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import clock
+from . import clock, heartbeat
 from .extensions import db
 from .jobs import DEFAULT_QUEUE
 from .redis_conn import redis_url
@@ -73,10 +73,29 @@ def check_worker() -> tuple[bool, str]:
     return True, f"{len(alive)} alive"
 
 
+def check_scheduler() -> tuple[bool, str]:
+    """A reminder sweep has completed within two sweep intervals (the heartbeat in the database)."""
+    try:
+        pulse = heartbeat.sweep_pulse(clock.now(), current_app.config["PANEL_SWEEP_INTERVAL_MINUTES"])
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        return False, f"unknown: database unreachable ({type(exc).__name__})"
+    finally:
+        db.session.remove()
+    hint = "reminders are not being sent (are `rq cron` and a worker running, and Redis?)"
+    if pulse.last is None:
+        return False, f"no reminder sweep has run yet: {hint}"
+    ago = int((clock.now() - pulse.last).total_seconds())
+    if pulse.stale:
+        return False, f"no reminder sweep for {ago} s (more than two intervals): {hint}"
+    return True, f"last reminder sweep {ago} s ago"
+
+
 CHECKS: list[tuple[str, Check]] = [
     ("database", check_database),
     ("redis", check_redis),
     ("worker", check_worker),
+    ("scheduler", check_scheduler),
 ]
 
 

@@ -16,6 +16,7 @@ from . import clock
 from .extensions import db
 from .models import User
 from .redis_conn import get_redis
+from .rqredis import OUTAGE
 from .supervisor import die_with_parent
 
 DEFAULT_QUEUE = "panel"
@@ -64,6 +65,11 @@ class PanelWorker(Worker):
         super().__init__(*args, **kwargs)
         self._worker_pid = os.getpid()
         app()
+
+    def teardown(self):
+        """The worker is leaving (a stop, or an error): its last Redis calls must not wait out an outage."""
+        OUTAGE.stopping = True
+        super().teardown()
 
     def main_work_horse(self, job, queue):
         """The forked job child: RQ moves it into a process group of its own, so a signal to the worker's group

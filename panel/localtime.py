@@ -78,3 +78,11 @@ def format_local(at: datetime, tz_name: str) -> str:
 def format_local_time(at: datetime, tz_name: str) -> str:
     """``at``'s wall-clock time in the company's timezone, e.g. "10:00" (what static/sage.js writes too)."""
     return f"{aware(at, 'at').astimezone(ZoneInfo(tz_name)):%H:%M}"
+
+
+def format_since(at: datetime, now: datetime, tz_name: str) -> str:
+    """``at`` as a clock time in the company's timezone ("10:15 BST") when it was today there, else in full."""
+    if local_date(at, tz_name) != local_date(now, tz_name):
+        return format_local(at, tz_name)
+    local = aware(at, "at").astimezone(ZoneInfo(tz_name))
+    return f"{local:%H:%M} {local.tzname()}"

@@ -213,3 +213,12 @@ class ReminderDelivery(db.Model):
         db.CheckConstraint("status IN ('claimed', 'sending', 'sent', 'failed', 'skipped', 'uncertain')",
                            name="status_valid"),
     )
+
+
+class Heartbeat(db.Model):
+    """When a scheduled task last completed (``reminder-sweep``): the scheduler's pulse, kept in the database
+    because Redis, which the scheduler runs on, is the part whose failure it must reveal."""
+
+    __tablename__ = "heartbeat"
+    name = db.Column(db.String(40), primary_key=True)
+    at = db.Column(UTCDateTime, nullable=False)

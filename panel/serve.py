@@ -25,6 +25,7 @@ from .supervisor import Fatal, Program, Supervisor
 
 BIN = Path(sys.executable).parent
 CRON_CONFIG = "panel.reminders.schedule"
+PATIENT = ["--connection-class", "panel.rqredis.PatientRedis"]  # wait a Redis outage out instead of exiting
 
 
 def _say(text: str) -> None:
@@ -133,9 +134,11 @@ def _last_line(log: Path) -> str:
 def _programs(url: str, port: int, workers: int) -> list[Program]:
     return [
         # SIGKILL if we die: a warm shutdown would let the job in hand (and its work horse) run on unsupervised.
-        Program("worker", [str(BIN / "rq"), "worker", "-c", "panel.rqconfig", "--with-scheduler",
+        Program("worker", [str(BIN / "rq"), "worker", "-c", "panel.rqconfig", *PATIENT, "--with-scheduler",
                            "-w", "panel.jobs.PanelWorker", "--url", url, "panel"], death_signal=signal.SIGKILL),
-        Program("cron", [str(BIN / "rq"), "cron", "-c", "panel.rqconfig", CRON_CONFIG, "--url", url]),
+        # SIGKILL if we die: it holds no work, and a SIGTERM would have it wait for Redis, which dies with us.
+        Program("cron", [str(BIN / "rq"), "cron", "-c", "panel.rqconfig", *PATIENT, CRON_CONFIG, "--url", url],
+                death_signal=signal.SIGKILL),
         # The panel's gunicorn settings: one log format, a quiet access log, secrets redacted (panel/weblog.py).
         Program("web", [str(BIN / "gunicorn"), "-c", "python:panel.weblog", "--bind", f"127.0.0.1:{port}",
                         "--workers", str(workers), "--threads", "4", "--graceful-timeout", "10",

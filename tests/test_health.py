@@ -5,7 +5,7 @@ import pytest
 from rq import Worker
 from support import free_port, make_app
 
-from panel import health, weblog
+from panel import clock, health, heartbeat, weblog
 from panel.redis_conn import get_redis
 
 
@@ -16,6 +16,8 @@ def test_healthz_answers_without_touching_anything(client):
 
 
 def test_readyz_needs_a_live_worker(app, client):
+    with app.app_context():
+        heartbeat.beat(heartbeat.SWEEP, clock.now())  # sweeps run; only the worker is missing
     resp = client.get("/readyz")
     assert resp.status_code == 503
     checks = resp.json["checks"]

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event, select, text
 from support import PASSWORD, Session, base_env, connect_sage, make_app
 
-from panel import accounts, clock
+from panel import accounts, clock, heartbeat
 from panel.extensions import db
 from panel.models import Company, ReminderDelivery, User
 from panel.reminders import recipients
@@ -50,6 +50,8 @@ def first(who):
 def connect(app, **kwargs):
     with app.app_context():
         connect_sage(**kwargs)
+        # The scheduler runs: a sweep just now (else admins see its warning, re-rendered every minute).
+        heartbeat.beat(heartbeat.SWEEP, clock.now())
 
 
 def same_database(app, tmp_path, template_db, redis_server, **config):
@@ -259,3 +261,24 @@ def test_event_refresh_always_renders(app, admin):
     shown = first(admin)
     again, sql = statements(app, lambda: admin.get(WIDGET, htmx=True))  # sage-token-changed: no validator
     assert again.status_code == 200 and sql and again.headers["ETag"] == shown.headers["ETag"]
+
+
+def test_the_scheduler_warning_appears_when_sweeps_stop_and_clears_after_one(app, admin):
+    """A sweep's heartbeat raises no poll version: the ETag ends when the pulse would turn stale, and while the
+    warning shows the widget is rendered afresh every minute, so it clears within a minute of a sweep."""
+    at = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+    clock.freeze(at)
+    connect(app, expires_at=at + timedelta(days=40, hours=2, minutes=45))  # sweeps every 15 min
+    shown = first(admin)
+    assert "scheduler has not run" not in shown.text
+    clock.freeze(at + timedelta(minutes=29))
+    assert poll(admin, shown.headers["ETag"]).status_code == 304
+    clock.freeze(at + timedelta(minutes=30, seconds=1))  # two intervals without a sweep
+    stale = poll(admin, shown.headers["ETag"])
+    assert stale.status_code == 200
+    assert "Reminders are not being sent: the scheduler has not run since 12:00 GMT." in stale.text
+    with app.app_context():
+        heartbeat.beat(heartbeat.SWEEP, clock.now())  # sweeps resume
+    clock.freeze(at + timedelta(minutes=31, seconds=2))
+    cleared = poll(admin, stale.headers["ETag"])
+    assert cleared.status_code == 200 and "scheduler has not run" not in cleared.text

@@ -18,7 +18,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.utils import now as rq_now
 
-from .. import audit, clock
+from .. import audit, clock, heartbeat
+from ..config import sweep_interval_minutes
 from ..audit import Action
 from ..extensions import db
 from ..jobs import QueueUnavailable, enqueue, with_app_context
@@ -36,15 +37,18 @@ GIVE_UP = timedelta(seconds=90)  # stop polling after this long without a final 
 UNAVAILABLE = ("Background jobs are unavailable right now, so the test email could not be queued. "
                "Please try again shortly.")
 COOLDOWN_SECONDS = 60  # one test email per person per minute: a double click or a stuck key can't flood an inbox
-INTERVAL_MINUTES = int(os.environ.get("PANEL_SWEEP_INTERVAL_MINUTES", "15") or 15)
+INTERVAL_MINUTES = sweep_interval_minutes(os.environ)
 
 
 # ---- jobs (run by the worker) -------------------------------------------------------------------------------------
 
 @with_app_context
 def sweep() -> dict:
-    """The periodic reminder sweep: claim every reminder that is due and enqueue the send batches."""
-    return sweeper.run(clock.now())
+    """The periodic reminder sweep: claim every reminder that is due and enqueue the send batches; then record the
+    scheduler's heartbeat (in the database: it must show while Redis, which the schedule runs on, is down)."""
+    summary = sweeper.run(clock.now())
+    heartbeat.beat(heartbeat.SWEEP, clock.now())
+    return summary
 
 
 @with_app_context
@@ -142,4 +146,4 @@ def test_email_status(job_id: str, user) -> TestEmail | None:
 # ---- the schedule: `rq cron panel.reminders.schedule` ------------------------------------------------------------
 # Run exactly one cron process per deployment. RQ's CronScheduler has no lock, so two would enqueue every sweep
 # twice; that wastes work but sends nothing twice, because each reminder is claimed in the ledger first.
-cron.register(sweep, queue_name="panel", interval=INTERVAL_MINUTES * 60, job_timeout=900, name="reminder-sweep")
+cron.register(sweep, queue_name="panel", interval=round(INTERVAL_MINUTES * 60), job_timeout=900, name="reminder-sweep")

@@ -120,17 +120,17 @@ def exchange_code(args, redirect_uri: str) -> dict:
                                       "Nothing was changed. Please try again.") from exc
 
 
-def token_request(form: dict, requested_scope: str | None) -> dict:
-    """POST ``form`` to the token endpoint (client_secret_post) within SAGE_HTTP_TIMEOUT in total; the checked
-    answer, or TokenError / HttpFailure."""
+def token_request(form: dict, requested_scope: str | None, deadline: float | None = None) -> dict:
+    """POST ``form`` to the token endpoint (client_secret_post) within ``deadline`` seconds in total (default
+    SAGE_HTTP_TIMEOUT); the checked answer, or TokenError / HttpFailure."""
     cfg = current_app.config
     form = dict(form, client_id=cfg["SAGE_CLIENT_ID"], client_secret=cfg["SAGE_CLIENT_SECRET"])
     reply = request("POST", cfg["SAGE_TOKEN_URL"], data=form, headers={"Accept": "application/json"},
-                    deadline=cfg["SAGE_HTTP_TIMEOUT"], max_bytes=MAX_BODY_BYTES)
+                    deadline=deadline or cfg["SAGE_HTTP_TIMEOUT"], max_bytes=MAX_BODY_BYTES)
     return parse(reply.status, reply.body, requested_scope)
 
 
-def refresh(refresh_token: str) -> dict:
-    """Exchange a refresh token (call only under the refresh lock). No scope is sent, so the provider keeps the
-    granted one (RFC 6749 §6); the answer's ``scope`` is None unless the provider states a new one."""
-    return token_request({"grant_type": "refresh_token", "refresh_token": refresh_token}, None)
+def refresh(refresh_token: str, deadline: float | None = None) -> dict:
+    """Exchange a refresh token (call only under the refresh lock, within ``deadline``). No scope is sent, so the
+    provider keeps the granted one (RFC 6749 §6); the answer's ``scope`` is None unless the provider states one."""
+    return token_request({"grant_type": "refresh_token", "refresh_token": refresh_token}, None, deadline)

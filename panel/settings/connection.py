@@ -104,22 +104,38 @@ def connection_card():
     return fragment("settings/_connection.html", company=company, token=store.current(company.id))
 
 
+AUTO_RETRIES = 5  # times the card asks again by itself while another request's refresh is in progress
+
+
+def retry_attempt(raw: str | None) -> int:
+    """Which automatic retry this check is (0 when a person pressed the button), bounded."""
+    raw = (raw or "").strip()
+    return min(int(raw), AUTO_RETRIES) if raw.isascii() and raw.isdigit() and len(raw) < 3 else 0
+
+
 @admin_required
 def check():
-    """Check connection: GET /sites with the token; list the sites and companies, or show the error."""
+    """Check connection: GET /sites with the token; list the sites and companies, or show the error. While another
+    request refreshes the token, say so and (a few times) ask again by itself."""
     company = current_user.company
-    sites, error = None, None
+    sites, error, pending = None, None, None
+    attempt = retry_attempt(request.form.get("attempt"))
     try:
         sites = api.sites(company.id)
         audit.record(company.id, Action.CONNECTION_CHECKED, f"OK: {plural(len(sites), 'site')}", actor=current_user)
+    except api.RefreshPending as exc:
+        pending = exc  # nothing was tried, so nothing is audited
     except api.SageUnavailable as exc:
         error = exc.message
         audit.record(company.id, Action.CONNECTION_CHECKED, f"Failed: {exc.message}", actor=current_user)
     db.session.commit()
     if not htmx:
-        flash(error or f"Connection OK: {plural(len(sites), 'site')}.", "error" if error else "success")
+        message = pending.message if pending else error or f"Connection OK: {plural(len(sites), 'site')}."
+        flash(message, "info" if pending else "error" if error else "success")
         return redirect(url_for("settings.sage"))
-    return fragment("settings/_connection.html", trigger=CHANGED, sites=sites, check_error=error,
+    retry = pending is not None and pending.automatic and attempt < AUTO_RETRIES
+    return fragment("settings/_connection.html", trigger=None if pending else CHANGED, sites=sites,
+                    check_error=error, pending=pending, retry_attempt=attempt + 1 if retry else None,
                     checked_at=clock.now(), company=company, token=store.current(company.id))
 
 

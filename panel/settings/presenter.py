@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 
-from .. import clock
-from ..localtime import plural
+from .. import clock, heartbeat
+from ..localtime import format_since, plural
 from ..models import Company, SageToken, TokenState
 from ..reminders import ledger, parsing, people, recipients
 from ..reminders.delivery import uses_outbox
@@ -19,6 +19,7 @@ from ..sage.status import stable_until, token_status
 
 # Even when nothing shown depends on the time, a widget is rendered afresh at least this often.
 MAX_VALIDITY = timedelta(hours=1)
+STALE_RECHECK = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,24 @@ def widget_context(company: Company) -> dict:
     changes = [now + MAX_VALIDITY, stable_until(now, **timing)]
     if upcoming is not None and upcoming.at is not None and upcoming.at > now:
         changes.append(upcoming.at)  # then it reads "due now"
+    pulse = heartbeat.sweep_pulse(now, current_app.config["PANEL_SWEEP_INTERVAL_MINUTES"])
+    warning = scheduler_warning(company, pulse, now)
+    # A sweep's heartbeat raises no poll version: while the warning shows, re-render every minute so it clears
+    # soon after sweeps resume; otherwise the widget is re-rendered when the pulse would turn stale.
+    changes.append(now + STALE_RECHECK if warning else pulse.stale_at)
     return {"company": company, "token": token, "status": status, "now": now,
             "admins": recipients.admins(company.id),  # named to everyone else in the read-only widget
             "last_reminder": ledger.last_reminder(company.id),
-            "next_reminder": upcoming, "valid_until": min(t for t in changes if t is not None)}
+            "next_reminder": upcoming, "scheduler_warning": warning,
+            "valid_until": min(t for t in changes if t is not None)}
+
+
+def scheduler_warning(company: Company, pulse: heartbeat.Pulse, now: datetime) -> str | None:
+    """What admins are told when no reminder sweep has run for two intervals (None while sweeps run)."""
+    if not pulse.stale:
+        return None
+    since = f"since {format_since(pulse.last, now, company.timezone)}" if pulse.last else "yet"
+    return f"Reminders are not being sent: the scheduler has not run {since}."
 
 
 def days_note(company: Company) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from oauth_flow import grant_redirect, panel_sign_in
 from playwright.sync_api import expect
 from support import connect_sage, sign_in
 
@@ -11,6 +12,7 @@ from panel import audit, clock
 from panel.audit import Action
 from panel.extensions import db
 from panel.models import Company, SageToken
+from panel.redis_conn import get_redis
 
 DEMO_EMAIL, DEMO_PASSWORD = "sage.demo@example.com", "demo-sage-200"
 # Counts every change of the announcer's text, so a test can tell "said once" from "said on every poll".
@@ -153,3 +155,25 @@ def test_activity_shows_five_then_show_more_moves_focus(page, live_server):
     page.evaluate("htmx.trigger(document.body, 'sage-token-changed')")  # a change elsewhere keeps all 27 shown
     page.wait_for_timeout(300)
     expect(rows).to_have_count(27)
+
+
+def test_check_connection_during_another_refresh_says_so_and_checks_again_by_itself(page, live_server):
+    """Issue 16: while another request holds the refresh lock, the card says a refresh is in progress and asks
+    again by itself (htmx, with the page's CSRF header) until the connection is checked."""
+    http = panel_sign_in(live_server.url)
+    http.get(grant_redirect(http, live_server.url))  # a real demo token (the refresh must really work)
+    app = live_server.app
+    with app.app_context():
+        db.session.execute(db.update(SageToken).values(access_expires_at=clock.now() - timedelta(minutes=1)))
+        db.session.commit()
+        company_id = db.session.execute(db.select(SageToken.company_id)).scalar_one()
+    other = get_redis(app).lock(f"sage:refresh-lock:{company_id}", timeout=30)
+    assert other.acquire()  # another request (or host) is refreshing
+    sign_in(page, live_server.url)
+    card(page).get_by_role("button", name="Check connection").click()
+    status = card(page).get_by_test_id("check-status")
+    expect(status).to_have_text("A refresh of the Sage token is in progress (started by another request). "
+                                "Checking again in 2 seconds…")
+    other.release()  # that refresh is over (here it gave up): the card's next check refreshes and checks
+    expect(status).to_have_text("Connection OK: this token reaches 2 Sage 200 sites.", timeout=10_000)
+    expect(card(page).get_by_role("button", name="Check connection")).to_be_enabled()

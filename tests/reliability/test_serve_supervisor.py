@@ -208,6 +208,11 @@ def test_children_restart_with_backoff_and_a_second_serve_is_refused(site, tmp_p
 
         job = Queue("panel", connection=redis.Redis.from_url(url)).enqueue("panel.jobs.ping", "after")
         wait_until(lambda: job.get_status(refresh=True) == "finished", 90, "a worker to run a job after the restart")
+        # The worker and the cron waited Redis out (issue 16): the same processes, not restarts.
+        assert {k: serve.children(instance)[k] for k in ("worker", "cron")} == \
+            {k: first[k] for k in ("worker", "cron")}, serve.text()
+        assert "serve: worker (pid" not in serve.text() and "serve: cron (pid" not in serve.text()  # no exit
+        assert "Redis answers again" in serve.text()  # the worker's reconnection, logged
 
         # The worker is killed: restarted too.
         worker = serve.children(instance)["worker"]
