@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -18,7 +19,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.utils import now as rq_now
 
-from .. import audit, clock
+from .. import audit, clock, events
 from ..audit import Action
 from ..extensions import db
 from ..jobs import QueueUnavailable, enqueue, with_app_context
@@ -26,7 +27,7 @@ from ..localtime import plural
 from ..models import User
 from ..redis_conn import get_redis
 from ..sage import store
-from . import delivery
+from . import checks, delivery, notice_send
 from . import sweep as sweeper
 from .mail import UnsafeHeader, compose_reminder
 
@@ -44,7 +45,29 @@ INTERVAL_MINUTES = int(os.environ.get("PANEL_SWEEP_INTERVAL_MINUTES", "15") or 1
 @with_app_context
 def sweep() -> dict:
     """The periodic reminder sweep: claim every reminder that is due and enqueue the send batches."""
-    return sweeper.run(clock.now())
+    started = time.monotonic()
+    summary = sweeper.run(clock.now())
+    events.emit(events.SWEEP_FINISHED, seconds=round(time.monotonic() - started, 3), claimed=summary["claimed"],
+                batches=summary["batches"], channel_batches=summary.get("channel_batches", 0))
+    return summary
+
+
+@with_app_context
+def send_notices(ids: list[int]) -> dict:
+    """Send one batch of the notice ledger (channel messages; alerts); refusals are retried after the lease."""
+    return asdict(notice_send.send(ids))
+
+
+@with_app_context
+def check_connections() -> dict:
+    """The connection checks' tick: claim the checks due now and queue them in small batches."""
+    return checks.tick()
+
+
+@with_app_context
+def check_batch(company_ids: list[int]) -> dict:
+    """Check these companies' Sage connections now; alerts for what opens or closes an incident go at once."""
+    return checks.check_batch(company_ids)
 
 
 @with_app_context
@@ -143,3 +166,6 @@ def test_email_status(job_id: str, user) -> TestEmail | None:
 # Run exactly one cron process per deployment. RQ's CronScheduler has no lock, so two would enqueue every sweep
 # twice; that wastes work but sends nothing twice, because each reminder is claimed in the ledger first.
 cron.register(sweep, queue_name="panel", interval=INTERVAL_MINUTES * 60, job_timeout=900, name="reminder-sweep")
+# The daily connection checks (issue 15): each company once a day at its own slot; the tick finds those due.
+cron.register(check_connections, queue_name="panel", interval=INTERVAL_MINUTES * 60, job_timeout=900,
+              name="connection-check")

@@ -3,18 +3,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 
 from .. import clock
-from ..localtime import plural
+from ..localtime import format_local, local_date, plural
 from ..models import Company, SageToken, TokenState
 from ..reminders import ledger, parsing, recipients
 from ..reminders.delivery import uses_outbox
 from ..reminders.plan import CompanyPlan
 from ..reminders.plan import next_reminder as plan_next
 from ..reminders.settings import SETTINGS
-from ..sage import store
+from ..sage import check_state, store
+from ..sage.check_state import CheckView
 from ..sage.status import token_status
 
 
@@ -53,11 +55,47 @@ def next_reminder(company: Company, token: SageToken | None, now: datetime) -> N
     return NextReminder(found.at, count, due=found.due, held=found.held)
 
 
+@dataclass(frozen=True)
+class CheckLine:
+    """The daily connection check as the widget shows it: one line, and when a failure began."""
+
+    text: str
+    failing_since: str | None = None
+    broken_reason: str | None = None  # the check's failure, when it applies to the current token
+
+
+def _when(at: datetime, now: datetime, tz: str) -> str:
+    """"08:14" today, else the full local date and time."""
+    if local_date(at, tz) == local_date(now, tz):
+        return f"{at.astimezone(ZoneInfo(tz)):%H:%M}"
+    return format_local(at, tz)
+
+
+def check_line(check: CheckView | None, token: SageToken | None, company: Company, now: datetime) -> CheckLine | None:
+    """What the widget says about the daily connection check (None when Sage is not connected)."""
+    if token is None:
+        return None
+    if check is None or check.status is None:
+        return CheckLine("Daily connection check: not run yet" if check is None or check.enabled
+                         else "Daily connection check is off")
+    if not check.enabled:
+        return CheckLine("Daily connection check is off")
+    tz = company.timezone
+    if check.status == "failing" and check.generation == token.generation:
+        since = format_local(check.failing_since, tz) if check.failing_since else None
+        return CheckLine(f"Last check failed {_when(check.checked_at, now, tz)}", since, check.reason)
+    if check.status == "failing":  # renewed since the failure: the next tick checks again
+        return CheckLine("Renewed since the last failed check: checking again within "
+                         f"{plural(current_app.config['PANEL_SWEEP_INTERVAL_MINUTES'], 'minute')}")
+    return CheckLine(f"Last checked OK {_when(check.ok_at, now, tz)}")
+
+
 def widget_context(company: Company) -> dict:
     """Template context for settings/_token_widget.html."""
     token = store.current(company.id)
     now = clock.now()
     reason = token.state_reason if token is not None and token.state == TokenState.NEEDS_LOGIN.value else None
+    check = check_line(check_state.view(company.id), token, company, now)
     status = token_status(
         now,
         consented_at=token.consented_at if token else None,
@@ -65,8 +103,9 @@ def widget_context(company: Company) -> dict:
         reminder_days=company.reminder_days,
         tz_name=company.timezone,
         needs_login_reason=reason,
+        broken_reason=check.broken_reason if check else None,
     )
-    return {"company": company, "token": token, "status": status, "now": now,
+    return {"company": company, "token": token, "status": status, "now": now, "check": check,
             "admins": recipients.admins(company.id),  # named to everyone else in the read-only widget
             "last_reminder": ledger.last_reminder(company.id),
             "next_reminder": next_reminder(company, token, now)}

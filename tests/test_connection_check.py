@@ -1,0 +1,140 @@
+"""The daily connection check through real parts: a real Login Now at the demo SageID over HTTP, a grant revoked
+there, the check's real GET /sites and refresh, and the alert emails as aiosmtpd received them."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from oauth_flow import grant_redirect, panel_sign_in
+from smtp_server import SMTPServer
+from sqlalchemy import select, update
+from support import start_live
+
+from panel import clock
+from panel.demo_sageid.models import DemoToken, revoke_family
+from panel.extensions import db
+from panel.models import Company
+from panel.models_alerts import ConnectionCheck, NoticeDelivery
+from panel.reminders import checks
+from panel.sage import check, check_state, store
+from panel.sage.check import Kind
+
+RECIPIENTS = ["admin@example.com", "chloe@example.com"]  # Demo Ltd's opted-in, active users
+
+
+@pytest.fixture
+def smtp():
+    with SMTPServer() as server:
+        yield server
+
+
+@pytest.fixture
+def live(tmp_path, template_db, redis_server, smtp):
+    with start_live(tmp_path, template_db, redis_server, PANEL_CHECK_RETRY_SECONDS=[0.01], **smtp.config()) as s:
+        yield s
+    clock.freeze(None)
+
+
+def login_now(live) -> None:
+    """A real Login Now: demo SageID sign-in, consent, Grant, callback."""
+    http = panel_sign_in(live.url)
+    landed = http.get(grant_redirect(http, live.url))
+    assert landed.status_code == 200, landed.text
+
+
+def company_id(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(Company.id).filter_by(name="Demo Ltd"))
+
+
+def revoke_grant(app) -> None:
+    """Revoke the consent at the demo SageID, as a person would in Sage ID's "connected apps"."""
+    with app.app_context():
+        family = db.session.scalar(select(DemoToken.family_id).order_by(DemoToken.id.desc()))
+        assert revoke_family(family, clock.now()) >= 1
+
+
+def widget(live) -> str:
+    """The widget as the admin sees it now (signed in afresh: the frozen clock may have moved past the session)."""
+    http = panel_sign_in(live.url)
+    return http.get(f"{live.url}/settings/sage/widget", headers={"HX-Request": "true"}).text
+
+
+def subjects(smtp) -> list[tuple[str, str]]:
+    return [(m["To"].addresses[0].addr_spec, str(m["Subject"])) for m in smtp.handler.messages]
+
+
+def test_revoked_grant_found_by_the_next_check_alerts_once_and_recovers_once(live, smtp):
+    app, cid = live.app, company_id(live.app)
+    slot = check_state.next_slot(cid, clock.now())
+    clock.freeze(slot - timedelta(hours=3))
+    login_now(live)
+    with app.app_context():
+        assert checks.tick(inline=True)["due"] == 0  # the company gets its slot; nothing due before it
+        assert db.session.get(ConnectionCheck, cid).next_at == slot
+        clock.freeze(slot + timedelta(seconds=1))
+        assert checks.tick(inline=True)["ok"] == 1  # a real GET /sites (after a real refresh: 3 hours passed)
+    page = widget(live)
+    assert "Last checked OK" in page and "Connected" in page
+
+    revoke_grant(app)
+    with app.app_context():
+        next_day = db.session.get(ConnectionCheck, cid).next_at
+        assert next_day - slot == timedelta(days=1)  # once a day, at the company's slot
+        clock.freeze(next_day + timedelta(seconds=1))
+        assert checks.tick(inline=True)["broken"] == 1
+    page = widget(live)
+    assert "widget-red" in page and "Needs Login Now" in page and "invalid_grant" in page and "revoked" in page and "since" in page
+    assert sorted(subjects(smtp)) == sorted((r, "Sage connection broken for Demo Ltd — sync has stopped")
+                                            for r in RECIPIENTS)
+
+    with app.app_context():  # failing: checked hourly, and no second alert for the same incident
+        for hours in range(1, 4):
+            clock.freeze(next_day + timedelta(hours=hours, seconds=2))
+            assert checks.tick(inline=True)["broken"] == 1
+    assert len(smtp.handler.messages) == 2
+
+    login_now(live)  # someone renews: the next tick checks again, finds it working, says so once
+    with app.app_context():
+        clock.freeze(clock.now() + timedelta(minutes=1))
+        assert checks.tick(inline=True)["ok"] == 1
+        clock.freeze(clock.now() + timedelta(hours=2))
+        checks.tick(inline=True)
+    recovered = [s for s in subjects(smtp)[2:]]
+    assert sorted(recovered) == sorted((r, "Sage connection working again for Demo Ltd") for r in RECIPIENTS)
+    assert "Last checked OK" in widget(live)
+    with app.app_context():
+        rows = db.session.scalars(select(NoticeDelivery.status)).all()
+        assert rows == ["sent"] * 4
+
+
+def test_a_revoked_grant_with_a_valid_access_token_is_refreshed_once_and_found_broken(live):
+    app, cid = live.app, company_id(live.app)
+    login_now(live)
+    revoke_grant(app)
+    with app.app_context():
+        outcome = check.run(cid)
+        assert outcome.kind is Kind.BROKEN and "invalid_grant" in outcome.reason
+        assert store.current(cid).state == "needs_login"
+
+
+def test_a_transient_failure_is_retried_before_anyone_is_alerted(live, smtp):
+    app, cid = live.app, company_id(live.app)
+    login_now(live)
+    with app.app_context():
+        base = app.config["SAGE_API_BASE"]
+        app.config["SAGE_API_BASE"] = "http://127.0.0.1:9"  # nothing listens: connection refused
+        check_state.add_missing(clock.now())
+        for n in range(1, check_state.TRANSIENT_LIMIT):
+            db.session.execute(update(ConnectionCheck).values(next_at=clock.now()))
+            db.session.commit()
+            assert checks.tick(inline=True)["transient"] == 1
+            assert db.session.get(ConnectionCheck, cid, populate_existing=True).transient == n
+        assert smtp.handler.messages == []
+        app.config["SAGE_API_BASE"] = base  # Sage answers again before the limit: no incident at all
+        db.session.execute(update(ConnectionCheck).values(next_at=clock.now()))
+        db.session.commit()
+        assert checks.tick(inline=True)["ok"] == 1
+        row = db.session.get(ConnectionCheck, cid, populate_existing=True)
+        assert (row.transient, row.incident, row.status) == (0, 0, "ok")
+    assert smtp.handler.messages == []
