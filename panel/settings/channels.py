@@ -15,20 +15,22 @@ from ..render import CHANGED, fragment
 from ..sage import check_state
 
 
-def card_context(company_id: int, form: Form | None = None, result: str | None = None, ok: bool = True) -> dict:
-    """Template context of the alerts card."""
+def card_context(company_id: int, form: Form | None = None, result: str | None = None, ok: bool = True,
+                 focus: bool = False) -> dict:
+    """Template context of the alerts card (``focus``: the result line takes keyboard focus)."""
     check = check_state.view(company_id)
     return {"channels": channels.listed(company_id), "channel_form": form or Form(), "channel_result": result,
             "channel_ok": ok, "check_enabled": check is None or check.enabled,
-            "max_channels": channels.MAX_CHANNELS}
+            "max_channels": channels.MAX_CHANNELS, "channel_focus": focus}
 
 
-def _answer(result: str | None = None, ok: bool = True, form: Form | None = None, changed: bool = False):
+def _answer(result: str | None = None, ok: bool = True, form: Form | None = None, changed: bool = False,
+            focus: bool = False):
     if not htmx:
         flash(result or (form and (form.url_error or form.label_error)) or "Saved.", "success" if ok else "error")
         return redirect(url_for("settings.sage", _anchor="alerts-card"))
     return fragment("settings/_channels.html", trigger=CHANGED if changed else None,
-                    **card_context(current_user.company_id, form, result, ok))
+                    **card_context(current_user.company_id, form, result, ok, focus))
 
 
 @admin_required
@@ -48,6 +50,7 @@ def add():
     form = channels.add(current_user.company, current_user, urls[0], labels[0] if labels else "")
     if form.added is None:
         return _answer(ok=False, form=form)
+    # Focus stays where it was (htmx keeps it on the field by id), ready for another; the result is announced.
     return _answer(f"Added {form.added}. Use Send test to check that messages arrive.", changed=True)
 
 
@@ -57,7 +60,7 @@ def remove(channel_id: int):
     label = channels.remove(current_user.company_id, channel_id, current_user)
     if label is None:
         abort(404)  # another company's channel is as missing as one that never existed
-    return _answer(f"Removed {label}. Nothing more is sent there.", changed=True)
+    return _answer(f"Removed {label}. Nothing more is sent there.", changed=True, focus=True)
 
 
 @admin_required
