@@ -226,3 +226,23 @@ def test_connection_alerts_reach_channels_once_per_incident(app_private, hook):
     assert len(texts) == 2, texts
     assert "Sage connection broken — Demo Ltd" in texts[0] and "subscription lapsed" in texts[0]
     assert "Sage connection working again — Demo Ltd" in texts[1]
+
+
+def test_at_most_ten_channels(app_private, hook):
+    from support import Session
+
+    admin = Session(app_private.test_client(), "admin@example.com")
+    for n in range(10):
+        assert "Added" in add_channel(admin, f"json://127.0.0.1:{hook.port}/hook/{n}").text
+    resp = add_channel(admin, f"json://127.0.0.1:{hook.port}/hook/eleven")
+    assert "at most 10 channels" in resp.text and len(channel_rows(app_private)) == 10
+
+
+def test_a_private_address_is_refused_at_send_time_too(app_private, hook):
+    due_company(app_private, hook, "json")  # added while private addresses were allowed
+    app_private.config["PANEL_CHANNEL_ALLOW_PRIVATE"] = False
+    with app_private.app_context():
+        sweep.run(clock.now(), inline=True)
+        row = db.session.scalars(select(NoticeDelivery)).one()
+        assert row.status == "claimed" and "private or local network" in row.reason
+    assert hook.posts == []

@@ -138,3 +138,36 @@ def test_a_transient_failure_is_retried_before_anyone_is_alerted(live, smtp):
         row = db.session.get(ConnectionCheck, cid, populate_existing=True)
         assert (row.transient, row.incident, row.status) == (0, 0, "ok")
     assert smtp.handler.messages == []
+
+
+def test_three_transient_checks_in_a_row_count_as_broken_and_alert_once(live, smtp):
+    app, cid = live.app, company_id(live.app)
+    login_now(live)
+    with app.app_context():
+        app.config["SAGE_API_BASE"] = "http://127.0.0.1:9"  # Sage stays unreachable
+        check_state.add_missing(clock.now())
+        for n in range(check_state.TRANSIENT_LIMIT + 2):
+            db.session.execute(update(ConnectionCheck).values(next_at=clock.now()))
+            db.session.commit()
+            checks.tick(inline=True)
+        row = db.session.get(ConnectionCheck, cid, populate_existing=True)
+        assert (row.status, row.incident) == ("failing", 1)
+        assert "could not be reached" in row.reason and "3 checks in a row" in row.reason
+    assert sorted(subjects(smtp)) == sorted((r, "Sage connection broken for Demo Ltd — sync has stopped")
+                                            for r in RECIPIENTS)
+
+
+def test_switched_off_the_check_does_not_run(live):
+    app, cid = live.app, company_id(live.app)
+    login_now(live)
+    http = panel_sign_in(live.url)
+    page = http.get(f"{live.url}/settings/sage").text
+    csrf = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    resp = http.post(f"{live.url}/settings/sage/alerts/check", data={"on": "0", "csrf_token": csrf},
+                     headers={"HX-Request": "true"})
+    assert 'aria-checked="false"' in resp.text
+    with app.app_context():
+        db.session.execute(update(ConnectionCheck).values(next_at=clock.now()))
+        db.session.commit()
+        assert checks.tick(inline=True)["due"] == 0
+    assert "Daily connection check is off" in widget(live)

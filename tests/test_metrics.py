@@ -106,3 +106,11 @@ def test_counts_made_in_real_worker_processes_are_not_lost(mapp):
     assert by(found["panel_sweep_duration_seconds_sum"]) > 0
     assert by(found["panel_sage_refresh_total"], outcome="ok") == 1
     assert by(found["panel_metrics_counters_up"]) == 1
+
+
+def test_redis_down_events_are_dropped_not_raised_and_the_page_says_so(tmp_path, template_db):
+    app = make_app(tmp_path, template_db, f"unix://{tmp_path}/no-redis.sock", PANEL_METRICS_TOKEN=TOKEN)
+    with app.app_context():
+        events.emit(events.REFRESHED, company_id=1)  # no exception: the refresh it counts goes on
+    found = scrape(app)
+    assert by(found["panel_metrics_counters_up"]) == 0 and "panel_sage_refresh_total" not in found
