@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from . import clock, events
 from .extensions import db
-from .models import Company, ReminderDelivery, SageToken
+from .models import ReminderDelivery, SageToken
 from .models_alerts import ConnectionCheck, NoticeDelivery, NotifyChannel
 from .redis_conn import redis_url
 
@@ -83,17 +83,15 @@ class PanelCollector:
         now = clock.now()
         left = GaugeMetricFamily("panel_sage_token_seconds_left", "Seconds until the company's Sage token "
                                  "expires (negative once expired).", labels=["company_id"])
-        needs = GaugeMetricFamily("panel_sage_token_needs_login", "1 when only a new Login Now can help.",
-                                  labels=["company_id"])
-        info = GaugeMetricFamily("panel_company_info", "The company's name (join on company_id).",
-                                 labels=["company_id", "company"])
-        rows = db.session.execute(select(SageToken.company_id, Company.name, SageToken.expires_at, SageToken.state)
-                                  .join(Company, Company.id == SageToken.company_id))
-        for cid, name, expires, state in rows:
+        # Only the companies that need Login Now: one series per company is the page's whole size at scale.
+        needs = GaugeMetricFamily("panel_sage_token_needs_login", "1 for each company whose token only a new "
+                                  "Login Now can help (absent otherwise).", labels=["company_id"])
+        rows = db.session.execute(select(SageToken.company_id, SageToken.expires_at, SageToken.state))
+        for cid, expires, state in rows:
             left.add_metric([str(cid)], round((expires - now).total_seconds()))
-            needs.add_metric([str(cid)], 1 if state == "needs_login" else 0)
-            info.add_metric([str(cid), name], 1)
-        return [left, needs, info]
+            if state == "needs_login":
+                needs.add_metric([str(cid)], 1)
+        return [left, needs]
 
     def _checks(self):
         ok = GaugeMetricFamily("panel_connection_check_ok", "1: the last daily connection check passed; 0: the "

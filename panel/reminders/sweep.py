@@ -124,7 +124,8 @@ def run(now: datetime, inline: bool = False) -> dict:
 def _channels(now: datetime, inline: bool, summary: dict) -> None:
     """Next to the email batches: claim the channel reminders that are due and send them (``channel_send.py``)."""
     batches = channel_send.batches(now)
-    summary["channel_batches"] = len(batches)
+    if batches:  # the keys appear only when channels had something to send
+        summary["channel_batches"] = len(batches)
     for batch in batches:
         if not inline:
             enqueue(NOTICE_JOB, batch, job_timeout=900, description=f"send {plural(len(batch), 'channel message')}")
