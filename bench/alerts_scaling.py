@@ -86,10 +86,8 @@ def run(total: int, workdir: str) -> dict:
         t = time.perf_counter()
         check_state.add_missing(NOW, limit=total)
         out["check_add_missing_s"] = round(time.perf_counter() - t, 3)
-        start = NOW + timedelta(days=1)
-        check_state.claim_due(start, limit=total)  # everything due before: claimed (the steady state)
-        t = time.perf_counter()
-        claimed = check_state.claim_due(start + timedelta(minutes=15), limit=total)  # one tick's slice
+        t = time.perf_counter()  # slots start an hour after add_missing: one tick's 15-minute slice is due
+        claimed = check_state.claim_due(NOW + timedelta(hours=1, minutes=15), limit=total)
         out["check_claim_slice_s"], out["check_claimed_in_15_min"] = round(time.perf_counter() - t, 3), len(claimed)
         clock.freeze(None)
     for key in ("email_claim_s", "channel_claim_s", "channel_steady_s", "metrics_s"):

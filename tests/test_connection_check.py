@@ -171,3 +171,16 @@ def test_switched_off_the_check_does_not_run(live):
         db.session.commit()
         assert checks.tick(inline=True)["due"] == 0
     assert "Daily connection check is off" in widget(live)
+
+
+def test_a_due_check_is_claimed_once_even_by_ticks_at_the_same_time(app):
+    from support import connect_sage, run_together
+
+    with app.app_context():
+        connect_sage()
+        connect_sage("Other Co")
+        check_state.add_missing(clock.now())
+        db.session.execute(update(ConnectionCheck).values(next_at=clock.now()))
+        db.session.commit()
+    results, errors = run_together(app, 4, lambda: check_state.claim_due(clock.now()))
+    assert errors == [] and sorted(cid for found in results for cid in found) == [1, 2]

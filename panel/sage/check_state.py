@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 
 from ..extensions import db
 from ..models import SageToken
@@ -74,14 +74,16 @@ def set_enabled(company_id: int, enabled: bool, now: datetime) -> bool:
     return changed
 
 
-def add_missing(now: datetime, limit: int = 1000) -> int:
-    """Give every company with a token a check row, due at its next slot; returns how many were added."""
+def add_missing(now: datetime, limit: int = 20000) -> int:
+    """Give companies with a token a check row, due at their next slot (``limit`` per call, one multi-row insert);
+    returns how many were added."""
     missing = db.session.execute(
         select(SageToken.company_id).outerjoin(C, C.company_id == SageToken.company_id)
         .where(C.company_id.is_(None)).limit(limit)).scalars().all()
-    for company_id in missing:
-        db.session.add(C(company_id=company_id, enabled=True, next_at=next_slot(company_id, now), transient=0,
-                         incident=0, alerted=0, recovered=0))
+    if missing:
+        db.session.execute(insert(C), [
+            {"company_id": cid, "enabled": True, "next_at": next_slot(cid, now), "transient": 0, "incident": 0,
+             "alerted": 0, "recovered": 0} for cid in missing])
     db.session.commit()
     return len(missing)
 
@@ -96,18 +98,15 @@ def recheck_renewed(now: datetime) -> None:
 
 
 def claim_due(now: datetime, limit: int = 500) -> list[int]:
-    """Companies whose check is due, each claimed for LEASE with a compare-and-swap (one checker per company)."""
-    rows = db.session.execute(
-        select(C.company_id, C.next_at).join(SageToken, SageToken.company_id == C.company_id)
-        .where(C.enabled.is_(True), C.next_at <= now).order_by(C.next_at).limit(limit)).all()
-    claimed = []
-    for company_id, due_at in rows:
-        done = db.session.execute(update(C).where(C.company_id == company_id, C.next_at == due_at)
-                                  .values(next_at=now + LEASE).execution_options(synchronize_session=False))
-        if done.rowcount == 1:
-            claimed.append(company_id)
+    """Companies whose check is due, each claimed for LEASE by one UPDATE … RETURNING: a row another tick claimed
+    first no longer matches ``next_at <= now``, so every check has one checker."""
+    due = (select(C.company_id).join(SageToken, SageToken.company_id == C.company_id)
+           .where(C.enabled.is_(True), C.next_at <= now).order_by(C.next_at).limit(limit))
+    claimed = db.session.execute(
+        update(C).where(C.company_id.in_(due), C.next_at <= now).values(next_at=now + LEASE)
+        .returning(C.company_id).execution_options(synchronize_session=False)).scalars().all()
     db.session.commit()
-    return claimed
+    return sorted(claimed)
 
 
 def record(company_id: int, outcome: Outcome, generation: int | None, now: datetime) -> None:
