@@ -246,3 +246,19 @@ def test_a_private_address_is_refused_at_send_time_too(app_private, hook):
         row = db.session.scalars(select(NoticeDelivery)).one()
         assert row.status == "claimed" and "private or local network" in row.reason
     assert hook.posts == []
+
+
+def test_reencrypt_moves_channel_urls_to_the_new_key(app_private, hook):
+    from cryptography.fernet import Fernet
+
+    from panel.reminders.channels import url_of
+
+    due_company(app_private, hook, "json")
+    old = app_private.config["PANEL_ENCRYPTION_KEYS"]
+    app_private.config["PANEL_ENCRYPTION_KEYS"] = [Fernet.generate_key().decode()] + old
+    out = app_private.test_cli_runner().invoke(args=["reencrypt-tokens"])
+    assert out.exit_code == 0 and "(and 1 channel URL)" in out.output
+    app_private.config["PANEL_ENCRYPTION_KEYS"] = app_private.config["PANEL_ENCRYPTION_KEYS"][:1]  # old key gone
+    with app_private.app_context():
+        (channel,) = db.session.scalars(select(NotifyChannel)).all()
+        assert url_of(channel) == hook.url("json")
