@@ -3,15 +3,17 @@ there, the check's real GET /sites and refresh, and the alert emails as aiosmtpd
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urljoin
 
 import pytest
-from oauth_flow import grant_redirect, panel_sign_in
+import requests
+from oauth_flow import DEMO_EMAIL, DEMO_PASSWORD, grant_redirect, panel_sign_in, submit
 from smtp_server import SMTPServer
 from sqlalchemy import select, update
 from support import start_live
 
 from panel import clock
-from panel.demo_sageid.models import DemoToken, revoke_family
+from panel.demo_sageid.models import DemoToken
 from panel.extensions import db
 from panel.models import Company
 from panel.models_alerts import ConnectionCheck, NoticeDelivery
@@ -47,11 +49,17 @@ def company_id(app) -> int:
         return db.session.scalar(select(Company.id).filter_by(name="Demo Ltd"))
 
 
-def revoke_grant(app) -> None:
-    """Revoke the consent at the demo SageID, as a person would in Sage ID's "connected apps"."""
-    with app.app_context():
-        family = db.session.scalar(select(DemoToken.family_id).order_by(DemoToken.id.desc()))
-        assert revoke_family(family, clock.now()) >= 1
+def revoke_grant(live) -> None:
+    """Revoke the consent at the demo SageID, as a person does in Sage ID's "Connected apps" (over HTTP)."""
+    http = requests.Session()
+    page = http.get(f"{live.url}/demo-sageid/apps")
+    resp = submit(http, page, email=DEMO_EMAIL, password=DEMO_PASSWORD)
+    page = http.get(urljoin(page.url, resp.headers["Location"]))
+    assert "CRM Sage panel" in page.text and "Revoke access" in page.text
+    resp = submit(http, page)
+    assert resp.status_code == 200 and "Access revoked" in resp.text and "No app has access" in resp.text
+    with live.app.app_context():
+        assert db.session.scalar(select(DemoToken).where(DemoToken.revoked_at.is_(None))) is None
 
 
 def widget(live) -> str:
@@ -77,7 +85,7 @@ def test_revoked_grant_found_by_the_next_check_alerts_once_and_recovers_once(liv
     page = widget(live)
     assert "Last checked OK" in page and "Connected" in page
 
-    revoke_grant(app)
+    revoke_grant(live)
     with app.app_context():
         next_day = db.session.get(ConnectionCheck, cid).next_at
         assert next_day - slot == timedelta(days=1)  # once a day, at the company's slot
@@ -111,7 +119,7 @@ def test_revoked_grant_found_by_the_next_check_alerts_once_and_recovers_once(liv
 def test_a_revoked_grant_with_a_valid_access_token_is_refreshed_once_and_found_broken(live):
     app, cid = live.app, company_id(live.app)
     login_now(live)
-    revoke_grant(app)
+    revoke_grant(live)
     with app.app_context():
         outcome = check.run(cid)
         assert outcome.kind is Kind.BROKEN and "invalid_grant" in outcome.reason
@@ -184,3 +192,20 @@ def test_a_due_check_is_claimed_once_even_by_ticks_at_the_same_time(app):
         db.session.commit()
     results, errors = run_together(app, 4, lambda: check_state.claim_due(clock.now()))
     assert errors == [] and sorted(cid for found in results for cid in found) == [1, 2]
+
+
+def test_check_connection_stores_its_result_and_the_next_tick_alerts(live, smtp):
+    login_now(live)
+    revoke_grant(live)
+    http = panel_sign_in(live.url)
+    page = http.get(f"{live.url}/settings/sage").text
+    csrf = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    card = http.post(f"{live.url}/settings/sage/check", data={"csrf_token": csrf}, headers={"HX-Request": "true"})
+    assert "Connection check failed" in card.text and card.headers["HX-Trigger"] == "sage-token-changed"
+    assert "widget-red" in widget(live) and "Last check failed" in widget(live)
+    assert smtp.handler.messages == []
+    with live.app.app_context():
+        clock.freeze(clock.now() + timedelta(minutes=1))
+        checks.tick(inline=True)
+    assert sorted(subjects(smtp)) == sorted((r, "Sage connection broken for Demo Ltd — sync has stopped")
+                                            for r in RECIPIENTS)

@@ -19,7 +19,8 @@ from ..auth import admin_required
 from ..extensions import db, htmx
 from ..localtime import format_local, plural
 from ..render import CHANGED, fragment
-from ..sage import api, client, store
+from ..sage import api, check_state, client, store
+from ..sage.check import Kind, Outcome, classify
 from ..security import no_referrer
 from ..sessions import poll_endpoint
 
@@ -112,10 +113,15 @@ def check():
     try:
         sites = api.sites(company.id)
         audit.record(company.id, Action.CONNECTION_CHECKED, f"OK: {plural(len(sites), 'site')}", actor=current_user)
+        outcome = Outcome(Kind.OK, sites=len(sites))
     except api.SageUnavailable as exc:
         error = exc.message
         audit.record(company.id, Action.CONNECTION_CHECKED, f"Failed: {exc.message}", actor=current_user)
+        outcome = classify(exc)
     db.session.commit()
+    # Stored like the daily check's (the widget's "Last checked"); alerts it calls for go with the next tick.
+    token = store.current(company.id)
+    check_state.record(company.id, outcome, token.generation if token else None, clock.now())
     if not htmx:
         flash(error or f"Connection OK: {plural(len(sites), 'site')}.", "error" if error else "success")
         return redirect(url_for("settings.sage"))

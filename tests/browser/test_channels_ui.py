@@ -66,6 +66,12 @@ def test_alerts_card_states_have_no_axe_violations(browser, live, hook, scheme):
     card.get_by_role("switch", name="Daily connection check").click()
     expect(card.get_by_role("switch", name="Daily connection check")).to_have_attribute("aria-checked", "false")
     check("check switched off")
+    page.goto(f"{live.url}/demo-sageid/apps")
+    page.get_by_label("Email address").fill("sage.demo@example.com")
+    page.get_by_label("Password").fill("demo-sage-200")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Connected apps")).to_be_visible()
+    check("demo Sage ID: connected apps")
     context.close()
     check.assert_clean()
 
