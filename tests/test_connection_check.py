@@ -10,7 +10,7 @@ import requests
 from oauth_flow import DEMO_EMAIL, DEMO_PASSWORD, grant_redirect, panel_sign_in, submit
 from smtp_server import SMTPServer
 from sqlalchemy import select, update
-from support import start_live
+from support import connect_sage, start_live
 
 from panel import clock
 from panel.demo_sageid.models import DemoToken
@@ -209,3 +209,15 @@ def test_check_connection_stores_its_result_and_the_next_tick_alerts(live, smtp)
         checks.tick(inline=True)
     assert sorted(subjects(smtp)) == sorted((r, "Sage connection broken for Demo Ltd — sync has stopped")
                                             for r in RECIPIENTS)
+
+
+def test_a_company_disconnected_after_its_check_was_claimed_raises_no_alarm(app):
+    with app.app_context():
+        token = connect_sage()
+        check_state.add_missing(clock.now())
+        db.session.execute(update(ConnectionCheck).values(next_at=clock.now()))
+        db.session.commit()
+        claimed = check_state.claim_due(clock.now())
+        store.disconnect(db.session.get(Company, token.company_id), token.connected_by)
+        assert checks.check_batch(claimed) == {"skipped": 1}
+        assert db.session.get(ConnectionCheck, token.company_id, populate_existing=True).incident == 0

@@ -24,7 +24,9 @@ def pauses() -> list[float]:
 def check_one(company_id: int) -> str:
     """Check one company now, store the outcome, and send any alert it calls for; returns the outcome's kind."""
     token = store.current(company_id)
-    generation = token.generation if token is not None else None
+    if token is None:
+        return "skipped"  # disconnected since the tick claimed it: a deliberate Disconnect is no incident
+    generation = token.generation
     outcome = check.run(company_id, pauses())
     check_state.record(company_id, outcome, generation, clock.now())
     events.emit(events.CONNECTION_CHECKED, company_id=company_id, outcome=outcome.kind.value,
