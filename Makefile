@@ -28,7 +28,8 @@ test-all: test
 PG_TESTS := tests/test_reminder_sweep.py tests/test_reminder_worker.py tests/test_sage_store.py \
             tests/test_sage_flow.py tests/test_reminder_settings.py tests/test_recipients.py tests/reliability \
             tests/test_throttle.py tests/test_sessions.py tests/test_oauth_client.py tests/test_derived.py \
-            tests/test_widget_poll.py tests/test_heartbeat.py tests/test_sage_refresh.py
+            tests/test_widget_poll.py tests/test_heartbeat.py tests/test_sage_refresh.py \
+            tests/test_connection_check.py tests/test_channels.py tests/test_metrics.py
 PG_RUN = $(BIN)/pytest -n $(PYTEST_N) -m "not slow" $(PG_TESTS) $(PYTEST_ARGS) && $(BIN)/pytest -m slow $(PG_TESTS) $(PYTEST_ARGS)
 test-postgres: $(VENV)/.installed-dev
 ifeq ($(strip $(PANEL_TEST_DATABASE_URL)),)

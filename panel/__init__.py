@@ -54,6 +54,7 @@ def create_app(config: dict | None = None) -> Flask:
         demo_sageid,
         errors,
         health,
+        metrics,
         render,
         security,
         sessions,
@@ -70,8 +71,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("MAIL_SUPPRESS_SEND", False)
     mail.init_app(app)
 
-    for part in (logs, security, render, assets, auth, sessions, versions, errors, health, demo_sageid, settings,
-                 unsubscribe, cli):
+    for part in (logs, security, render, assets, auth, sessions, versions, errors, health, metrics, demo_sageid,
+                 settings, unsubscribe, cli):
         part.init_app(app)
     return app
 

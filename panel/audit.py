@@ -22,6 +22,12 @@ class Action(str, enum.Enum):
     RECIPIENT_CHANGED = "recipient_changed"
     TEST_EMAIL = "test_email"
     UNSUBSCRIBED = "unsubscribed"
+    CHANNEL_ADDED = "channel_added"
+    CHANNEL_REMOVED = "channel_removed"
+    CHANNEL_TESTED = "channel_tested"
+    CHECK_SWITCHED = "check_switched"
+    CONNECTION_BROKEN = "connection_broken"
+    CONNECTION_RECOVERED = "connection_recovered"
 
 
 LABELS = {
@@ -34,6 +40,12 @@ LABELS = {
     Action.RECIPIENT_CHANGED: "Changed a reminder recipient",
     Action.TEST_EMAIL: "Sent a test email",
     Action.UNSUBSCRIBED: "Unsubscribed from reminders",
+    Action.CHANNEL_ADDED: "Added a notification channel",
+    Action.CHANNEL_REMOVED: "Removed a notification channel",
+    Action.CHANNEL_TESTED: "Sent a test message to a channel",
+    Action.CHECK_SWITCHED: "Switched the daily connection check",
+    Action.CONNECTION_BROKEN: "Daily check found the connection broken",
+    Action.CONNECTION_RECOVERED: "Daily check found the connection working again",
 }
 
 

@@ -21,6 +21,7 @@ from .extensions import db
 from .jobs import enqueue
 from .localtime import plural
 from .models import Company, Role, SageToken, User
+from .models_alerts import NotifyChannel
 from .redis_conn import get_redis
 from .reminders.sweep import run as run_sweep
 from .serve import serve_command
@@ -179,14 +180,20 @@ def doctor_command(timeout: int) -> None:
 @click.command("reencrypt-tokens")
 @with_appcontext
 def reencrypt_tokens_command() -> None:
-    """Re-encrypt every stored Sage token under the first key of PANEL_ENCRYPTION_KEYS (after adding a new key)."""
+    """Re-encrypt every stored Sage token and channel URL under the first key of PANEL_ENCRYPTION_KEYS (after adding
+    a new key)."""
     count = 0
     for token in db.session.execute(select(SageToken)).scalars():
         token.access_token_enc = rotate(token.access_token_enc)
         token.refresh_token_enc = rotate(token.refresh_token_enc)
         count += 1
+    urls = 0
+    for channel in db.session.execute(select(NotifyChannel)).scalars():  # channel URLs hold secrets too
+        channel.url_enc = rotate(channel.url_enc)
+        urls += 1
     db.session.commit()
-    click.echo(f"Re-encrypted {plural(count, 'token')} under the current key; older keys can now be removed.")
+    click.echo(f"Re-encrypted {plural(count, 'token')} under the current key (and {plural(urls, 'channel URL')}); "
+               "older keys can now be removed.")
 
 
 @click.command("send-reminders")

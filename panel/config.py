@@ -52,6 +52,17 @@ def sweep_interval_minutes(env: Mapping[str, str]) -> int | float:
     return int(value) if value == int(value) else value
 
 
+def _seconds_list(env: Mapping[str, str], name: str, default: str) -> list[float]:
+    raw = env.get(name, "").strip() or default
+    try:
+        values = [float(part) for part in raw.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be comma-separated seconds, got {raw!r}") from exc
+    if any(not 0 <= v <= 600 for v in values) or len(values) > 5:
+        raise ConfigError(f"{name} must be at most 5 pauses of 0 to 600 seconds, got {raw!r}")
+    return values
+
+
 def _readable_file(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name, "").strip()
     if not raw:
@@ -173,6 +184,11 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "PANEL_SWEEP_INTERVAL_MINUTES": sweep_interval_minutes(env),
         # A reminder left 'sending' (or 'claimed' untouched) this long belongs to a dead worker: hand it out again.
         "PANEL_REMINDER_LEASE_SECONDS": _int(env, "PANEL_REMINDER_LEASE_SECONDS", 600),
+        # Connection checks and channels (issue 15)
+        "PANEL_CHECK_RETRY_SECONDS": _seconds_list(env, "PANEL_CHECK_RETRY_SECONDS", "5,30"),
+        "PANEL_CHANNEL_TIMEOUT": _int(env, "PANEL_CHANNEL_TIMEOUT", 10),
+        "PANEL_CHANNEL_ALLOW_PRIVATE": _bool(env.get("PANEL_CHANNEL_ALLOW_PRIVATE")),
+        "PANEL_METRICS_TOKEN": env.get("PANEL_METRICS_TOKEN", "").strip(),
     }
     return cfg
 
@@ -216,6 +232,10 @@ def production_problems(cfg: Mapping) -> list[str]:
         problems.append("REDIS_URL is not set (the embedded Redis is for development only)")
     if not cfg.get("MAIL_SERVER"):
         problems.append("MAIL_SERVER is not set (the demo outbox is for development only)")
+    metrics = cfg.get("PANEL_METRICS_TOKEN") or ""
+    if metrics and (len(metrics) < 32 or guessable(metrics)):
+        problems.append("PANEL_METRICS_TOKEN is short or guessable: generate one with "
+                        "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
     base = cfg.get("PANEL_BASE_URL", "")
     if not base.startswith("https://"):
         problems.append("PANEL_BASE_URL must be the public https:// address of the panel")

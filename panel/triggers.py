@@ -8,7 +8,7 @@ statement (a sweep's claims) raises each company's version once, with rows locke
 """
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 DONE = "('sent', 'failed', 'uncertain')"  # ledger statuses the "Last reminder" line counts
@@ -17,6 +17,7 @@ USER_SHOWN = ("company_id", "name", "email", "role", "active", "notify_sage_toke
 USER_ACCESS = ("active", "role", "password_hash", "company_id")
 TOKEN_SHOWN = ("company_id", "generation", "consented_at", "expires_at", "state", "state_reason",
                "connected_by_name")
+CHECK_SHOWN = ("enabled", "checked_at", "ok_at", "status", "generation", "failing_since", "reason")  # the check line
 SEARCH_SQLITE = "lower({r}.name) || char(31) || lower({r}.email)"
 
 # --------------------------------------------------------------------------------------------------- SQLite
@@ -82,6 +83,10 @@ def _sqlite_triggers(fts: bool) -> dict[str, str]:
                              f"(OLD.status NOT IN {QUIET} OR NEW.status NOT IN {QUIET})",
                              _bump("c", "NEW.company_id") + _day_sub("OLD") + _day_add("NEW")),
         "panel_ledger_del": ("AFTER DELETE ON reminder_delivery", _bump("c", "OLD.company_id") + _day_sub("OLD")),
+        "panel_check_ins": ("AFTER INSERT ON connection_check", _bump("c", "NEW.company_id")),
+        "panel_check_upd": (f"AFTER UPDATE ON connection_check WHEN {_changed(CHECK_SHOWN)}",
+                            _bump("c", "NEW.company_id")),
+        "panel_check_del": ("AFTER DELETE ON connection_check", _bump("c", "OLD.company_id")),
     }
     return {name: f"CREATE TRIGGER {name} {when} BEGIN {sql} END" for name, (when, sql) in body.items()}
 
@@ -170,7 +175,15 @@ _PG_FUNCTIONS = {
     "panel_ledger_del": ("reminder_delivery", "DELETE", "OLD TABLE AS old_rows",
                          "PERFORM panel_bump('c', ARRAY(SELECT company_id FROM old_rows));"
                          + _PG_DAY_SUB.format(rows="old_rows")),
+    "panel_check_ins": ("connection_check", "INSERT", "NEW TABLE AS new_rows",
+                        "PERFORM panel_bump('c', ARRAY(SELECT company_id FROM new_rows));"),
+    "panel_check_upd": ("connection_check", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+                        "PERFORM panel_bump('c', ARRAY(SELECT n.company_id FROM old_rows o JOIN new_rows n "
+                        f"USING (company_id) WHERE {_distinct(CHECK_SHOWN)}));"),
+    "panel_check_del": ("connection_check", "DELETE", "OLD TABLE AS old_rows",
+                        "PERFORM panel_bump('c', ARRAY(SELECT company_id FROM old_rows));"),
 }
+LATER = {"panel_check_ins", "panel_check_upd", "panel_check_del"}  # on connection_check (migration 0010 installs)
 
 
 def expected(dialect: str) -> set[str]:
@@ -180,9 +193,11 @@ def expected(dialect: str) -> set[str]:
     return set(_sqlite_triggers(False))
 
 
-def _pg_statements() -> list[str]:
+def _pg_statements(skip: set[str]) -> list[str]:
     out = [_PG_BUMP]
     for name, (table, event, refs, body) in _PG_FUNCTIONS.items():
+        if name in skip:
+            continue
         out.append(f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} "
                    "RETURN NULL; END $$")
         out.append(f"DROP TRIGGER IF EXISTS {name} ON {table}")
@@ -199,21 +214,27 @@ def has_search_index(bind: Connection) -> bool:
 
 
 def install(bind: Connection) -> None:
-    """(Re)create every trigger for the connection's database."""
+    """(Re)create every trigger for the connection's database; those on tables a later migration creates (``LATER``)
+    only once their table exists — that migration calls ``install`` again."""
+    skip = set() if "connection_check" in inspect(bind).get_table_names() else LATER
     if bind.dialect.name == "postgresql":
-        for sql in _pg_statements():
+        for sql in _pg_statements(skip):
             bind.execute(text(sql))
         return
     for name, sql in _sqlite_triggers(has_search_index(bind)).items():
+        if name in skip:
+            continue
         bind.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
         bind.execute(text(sql))
 
 
 def drop(bind: Connection) -> None:
     """Remove every trigger and function ``install`` created."""
+    tables = set(inspect(bind).get_table_names())
     if bind.dialect.name == "postgresql":
         for name, (table, *_rest) in _PG_FUNCTIONS.items():
-            bind.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {table}"))
+            if table.strip('"') in tables:
+                bind.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {table}"))
             bind.execute(text(f"DROP FUNCTION IF EXISTS {name}()"))
         bind.execute(text("DROP FUNCTION IF EXISTS panel_bump(text, integer[])"))
         return

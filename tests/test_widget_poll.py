@@ -17,7 +17,8 @@ from panel import accounts, clock, heartbeat
 from panel.extensions import db
 from panel.models import Company, ReminderDelivery, User
 from panel.reminders import recipients
-from panel.sage import store
+from panel.sage import check_state, store
+from panel.sage.check import Kind, Outcome
 
 POLL = {"HX-Request": "true", "X-Panel-Poll": "1"}
 WIDGET = "/settings/sage/widget"
@@ -138,12 +139,20 @@ def _new_admin(app):
                              accounts.Role.ADMIN)
 
 
+def _check_failed(app):
+    with app.app_context():
+        token = store.current(demo_id(app))
+        check_state.record(token.company_id, Outcome(Kind.BROKEN, "Sage ID refused the refresh (invalid_grant)."),
+                           token.generation, clock.now())
+
+
 CHANGES = {  # what changes in another process, and what the widget then says
     "reminder days": (_days, "Reminder window (9 days)"),
     "a recipient switched on": (_switch, "to 3 recipients"),
     "disconnected": (_disconnect, "Not connected"),
     "a ledger outcome": (_ledger, "Last reminder:"),
     "an admin added": (_new_admin, "Aaron Zed"),
+    "the daily check failed": (_check_failed, "Last check failed"),
 }
 
 

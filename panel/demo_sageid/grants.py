@@ -108,9 +108,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if row is None:
             return None
         now = clock.now()
-        if row.refresh_used_at is not None or row.revoked_at is not None:
+        if row.refresh_used_at is not None:
             revoke_family(row.family_id, now)
             raise InvalidGrantError("Refresh token reuse detected: every token of this grant is now revoked.")
+        if row.revoked_at is not None:
+            raise InvalidGrantError("This grant has been revoked: sign in again.")
         if now >= row.grant_expires_at:
             raise InvalidGrantError("The grant has reached the end of its lifetime: sign in again.")
         return row

@@ -31,6 +31,7 @@ from .content import (
     describe_lifetime,
     scope_items,
 )
+from .grants_list import active_grants, revoke_grant
 from .server import REALM, require_oauth
 
 bp = Blueprint("demo_sageid", __name__, url_prefix="/demo-sageid")
@@ -122,3 +123,18 @@ def sites():
         status, body, headers = err()
         return Response(json.dumps(body), status=status, headers=headers)
     return jsonify(DEMO_SITES)
+
+
+@bp.route("/apps", methods=["GET", "POST"])
+def apps():
+    """Connected apps, as Sage ID's account pages have them: the grants of the signed-in account, each revocable."""
+    if request.method == "POST" and request.form.get("action") == "sign_in":
+        return _sign_in()
+    account = session.get(SESSION_KEY)
+    if account is None:
+        return render_template("demo_sageid/sign_in.html", email="", error=None, **_demo_account())
+    revoked = None
+    if request.method == "POST" and request.form.get("action") == "revoke":
+        revoked = revoke_grant(account, request.form.get("grant", ""))
+    return render_template("demo_sageid/apps.html", account=account, client_name=CLIENT_NAME,
+                           grants=active_grants(account), revoked=revoked)

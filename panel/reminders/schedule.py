@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -18,7 +19,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.utils import now as rq_now
 
-from .. import audit, clock, heartbeat
+from .. import audit, clock, events, heartbeat
 from ..config import sweep_interval_minutes
 from ..audit import Action
 from ..extensions import db
@@ -27,7 +28,7 @@ from ..localtime import plural
 from ..models import User
 from ..redis_conn import get_redis
 from ..sage import store
-from . import delivery
+from . import checks, delivery, notice_send
 from . import sweep as sweeper
 from .mail import UnsafeHeader, compose_reminder
 
@@ -46,9 +47,30 @@ INTERVAL_MINUTES = sweep_interval_minutes(os.environ)
 def sweep() -> dict:
     """The periodic reminder sweep: claim every reminder that is due and enqueue the send batches; then record the
     scheduler's heartbeat (in the database: it must show while Redis, which the schedule runs on, is down)."""
+    started = time.monotonic()
     summary = sweeper.run(clock.now())
     heartbeat.beat(heartbeat.SWEEP, clock.now())
+    events.emit(events.SWEEP_FINISHED, seconds=round(time.monotonic() - started, 3), claimed=summary["claimed"],
+                batches=summary["batches"], channel_batches=summary.get("channel_batches", 0))
     return summary
+
+
+@with_app_context
+def send_notices(ids: list[int]) -> dict:
+    """Send one batch of the notice ledger (channel messages; alerts); refusals are retried after the lease."""
+    return asdict(notice_send.send(ids))
+
+
+@with_app_context
+def check_connections() -> dict:
+    """The connection checks' tick: claim the checks due now and queue them in small batches."""
+    return checks.tick()
+
+
+@with_app_context
+def check_batch(company_ids: list[int]) -> dict:
+    """Check these companies' Sage connections now; alerts for what opens or closes an incident go at once."""
+    return checks.check_batch(company_ids)
 
 
 @with_app_context
@@ -144,6 +166,10 @@ def test_email_status(job_id: str, user) -> TestEmail | None:
 
 
 # ---- the schedule: `rq cron panel.reminders.schedule` ------------------------------------------------------------
-# Run exactly one cron process per deployment. RQ's CronScheduler has no lock, so two would enqueue every sweep
-# twice; that wastes work but sends nothing twice, because each reminder is claimed in the ledger first.
+# RQ's CronScheduler has no lock, so two cron processes enqueue every job twice; that wastes work but sends nothing
+# twice (each reminder is claimed in the ledger, each check by one UPDATE … RETURNING): production runs two, for
+# redundancy (docs/RELIABILITY.md, "Several hosts").
 cron.register(sweep, queue_name="panel", interval=round(INTERVAL_MINUTES * 60), job_timeout=900, name="reminder-sweep")
+# The daily connection checks (issue 15): each company once a day at its own slot; the tick finds those due.
+cron.register(check_connections, queue_name="panel", interval=round(INTERVAL_MINUTES * 60), job_timeout=900,
+              name="connection-check")

@@ -17,7 +17,7 @@ from ..extensions import db
 from ..jobs import enqueue
 from ..localtime import plural
 from ..models import Company, SageToken, User
-from . import ledger
+from . import channel_send, ledger, notice_send
 from .plan import CompanyPlan, company_is_due, due_reminders
 from .sending import BatchResult, TransientDeliveryError, send_claimed
 
@@ -27,6 +27,7 @@ MAIL_BATCH = 50      # reminders per send job (one SMTP connection each)
 RETRY_INTERVALS = [30, 60, 120, 300, 600, 900]  # seconds between retries of a batch with transient failures
 
 SEND_JOB = "panel.reminders.schedule.send_batch"
+NOTICE_JOB = "panel.reminders.schedule.send_notices"  # channel messages (issue 15): their own ledger and jobs
 
 
 @dataclass
@@ -116,7 +117,21 @@ def run(now: datetime, inline: bool = False) -> dict:
         for key in ("sent", "failed", "skipped", "retry", "uncertain"):
             summary[key] += getattr(done, key)
     summary["uncertain"] += result.uncertain
+    _channels(now, inline, summary)
     return summary
+
+
+def _channels(now: datetime, inline: bool, summary: dict) -> None:
+    """Next to the email batches: claim the channel reminders that are due and send them (``channel_send.py``)."""
+    batches = channel_send.batches(now)
+    if batches:  # the keys appear only when channels had something to send
+        summary["channel_batches"] = len(batches)
+    for batch in batches:
+        if not inline:
+            enqueue(NOTICE_JOB, batch, job_timeout=900, description=f"send {plural(len(batch), 'channel message')}")
+            continue
+        done = notice_send.send(batch)
+        summary["channel_sent"] = summary.get("channel_sent", 0) + done.sent
 
 
 __all__ = ["BatchResult", "SweepResult", "TransientDeliveryError", "find_and_claim", "run", "send_claimed"]

@@ -26,10 +26,29 @@ def get(company_id: int, path: str) -> Reply:
             raise SageUnavailable("The Sage API answered with more data than expected.") from exc
         raise SageUnavailable("The Sage API could not be reached.") from exc
     if resp.status == 401:
-        raise SageUnavailable("The Sage API refused the token (401). Try Login Now if this persists.")
+        raise SageUnavailable("The Sage API refused the token (401). Try Login Now if this persists.",
+                              status=401, detail=error_detail(resp))
     if resp.status >= 400:
-        raise SageUnavailable(f"The Sage API answered with an error ({resp.status}).")
+        raise SageUnavailable(f"The Sage API answered with an error ({resp.status}).", status=resp.status,
+                              detail=error_detail(resp))
     return resp
+
+
+def error_detail(resp: Reply) -> str:
+    """The reason an error answer gives (``error_description``, ``message`` or ``error``), printable, or ""."""
+    try:
+        data = resp.json()
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]  # some gateways answer with a list of errors
+    if not isinstance(data, dict):
+        return ""
+    for key in ("error_description", "message", "Message", "error"):
+        text = " ".join(str(data.get(key) or "").split())
+        if text:
+            return "".join(c for c in text if c.isprintable())[:300]
+    return ""
 
 
 def sites(company_id: int) -> list[dict]:

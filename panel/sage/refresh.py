@@ -39,11 +39,12 @@ IN_PROGRESS_RETRY = 2          # seconds after which the page asks again while a
 
 
 class SageUnavailable(Exception):
-    """The Sage API cannot be called now; ``message`` is safe to show."""
+    """The Sage API cannot be called now; ``message`` is safe to show. ``status`` is the API's HTTP status when it
+    answered with an error, ``detail`` its own reason (printable, bounded) when it gave one."""
 
-    def __init__(self, message: str, needs_login: bool = False):
+    def __init__(self, message: str, needs_login: bool = False, status: int | None = None, detail: str = ""):
         super().__init__(message)
-        self.message, self.needs_login = message, needs_login
+        self.message, self.needs_login, self.status, self.detail = message, needs_login, status, detail
 
 
 class RefreshPending(SageUnavailable):

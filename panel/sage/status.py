@@ -20,6 +20,7 @@ class State(str, enum.Enum):
     RENEW_SOON = "renew_soon"
     EXPIRED = "expired"
     NEEDS_LOGIN = "needs_login"
+    BROKEN = "broken"  # the daily connection check failed for good (revoked grant, lapsed subscription, …)
 
 
 _LOOK = {
@@ -28,6 +29,7 @@ _LOOK = {
     State.RENEW_SOON: ("amber", "Renew soon"),
     State.EXPIRED: ("red", "Expired"),
     State.NEEDS_LOGIN: ("red", "Needs Login Now"),
+    State.BROKEN: ("red", "Connection broken"),
 }
 
 
@@ -68,8 +70,10 @@ def _fraction(part: timedelta, whole: timedelta) -> float:
 
 
 def token_status(now: datetime, *, consented_at: datetime | None, expires_at: datetime | None,
-                 reminder_days: int, tz_name: str, needs_login_reason: str | None = None) -> TokenStatus:
-    """Status of a token at ``now``: expired beats needs-login beats renew-soon beats connected."""
+                 reminder_days: int, tz_name: str, needs_login_reason: str | None = None,
+                 broken_reason: str | None = None) -> TokenStatus:
+    """Status of a token at ``now``: expired beats needs-login beats broken (the daily connection check failed,
+    ``broken_reason``) beats renew-soon beats connected."""
     now = aware(now, "now")
     if expires_at is None:
         colour, label = _LOOK[State.NOT_CONNECTED]
@@ -81,6 +85,8 @@ def token_status(now: datetime, *, consented_at: datetime | None, expires_at: da
         state = State.EXPIRED
     elif needs_login_reason:
         state = State.NEEDS_LOGIN
+    elif broken_reason:
+        state = State.BROKEN
     elif now >= opens:
         state = State.RENEW_SOON
     else:
@@ -100,7 +106,7 @@ def token_status(now: datetime, *, consented_at: datetime | None, expires_at: da
     return TokenStatus(
         state=state, colour=colour, label=label, expires_at=expires_at, remaining=remaining,
         remaining_text=format_remaining(remaining), lifetime_used=used, window_start=opens,
-        window_start_fraction=opens_at, reason=needs_login_reason or None,
+        window_start_fraction=opens_at, reason=needs_login_reason or broken_reason or None,
     )
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import delete, update
 
-from .. import audit, events
+from .. import audit, clock, events
 from ..audit import Action
 from ..crypto import encrypt
 from ..extensions import db
@@ -146,3 +146,14 @@ def sync_remind_from(company_id: int, commit: bool = True) -> None:
                        .values(remind_from=opens))
     if commit:
         db.session.commit()
+
+
+def distrust_access(token: SageToken) -> bool:
+    """The API refused this access token (401) although it has time left — e.g. the grant was revoked at Sage ID:
+    mark it expired, so the next call refreshes through ``api.access_token``'s single-flight path. Changes nothing
+    (False) when the token was saved again meanwhile (its version moved on)."""
+    result = db.session.execute(
+        update(SageToken).where(SageToken.id == token.id, SageToken.version == token.version)
+        .values(access_expires_at=clock.now()))
+    db.session.commit()
+    return result.rowcount == 1

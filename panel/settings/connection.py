@@ -19,7 +19,8 @@ from ..auth import admin_required
 from ..extensions import db, htmx
 from ..localtime import format_local, plural
 from ..render import CHANGED, fragment
-from ..sage import api, client, store
+from ..sage import api, check_state, client, store
+from ..sage.check import Kind, Outcome, classify
 from ..security import no_referrer
 from ..sessions import poll_endpoint
 
@@ -120,15 +121,22 @@ def check():
     company = current_user.company
     sites, error, pending = None, None, None
     attempt = retry_attempt(request.form.get("attempt"))
+    outcome = None
     try:
         sites = api.sites(company.id)
         audit.record(company.id, Action.CONNECTION_CHECKED, f"OK: {plural(len(sites), 'site')}", actor=current_user)
+        outcome = Outcome(Kind.OK, sites=len(sites))
     except api.RefreshPending as exc:
-        pending = exc  # nothing was tried, so nothing is audited
+        pending = exc  # nothing was tried, so nothing is audited or stored
     except api.SageUnavailable as exc:
         error = exc.message
         audit.record(company.id, Action.CONNECTION_CHECKED, f"Failed: {exc.message}", actor=current_user)
+        outcome = classify(exc)
     db.session.commit()
+    if outcome is not None:
+        # Stored like the daily check's (the widget's "Last checked"); alerts it calls for go with the next tick.
+        token = store.current(company.id)
+        check_state.record(company.id, outcome, token.generation if token else None, clock.now())
     if not htmx:
         message = pending.message if pending else error or f"Connection OK: {plural(len(sites), 'site')}."
         flash(message, "info" if pending else "error" if error else "success")

@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 from ..sessions import SID, active
 from ..reminders import people, recipients
 from ..reminders.delivery import uses_outbox
+from .channels import card_context
 from .connection import activity_context, activity_limit
 from .presenter import reminders_context, widget_context
 
@@ -25,6 +26,7 @@ def sage():
                                  people.request_from(request.args)))
     if current_user.is_admin:
         ctx.update(activity_context(company.id, activity_limit(request.args.get("activity"))))
+        ctx.update(card_context(company.id))
     return render_template("settings/sage.html", **ctx)
 
 

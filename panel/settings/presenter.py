@@ -3,18 +3,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 
 from .. import clock, heartbeat
-from ..localtime import format_since, plural
+from ..localtime import first_at_or_after_wall, format_local, format_since, local_date, plural
 from ..models import Company, SageToken, TokenState
 from ..reminders import ledger, parsing, people, recipients
 from ..reminders.delivery import uses_outbox
 from ..reminders.plan import CompanyPlan
 from ..reminders.plan import next_reminder as plan_next
 from ..reminders.settings import SETTINGS
-from ..sage import store
+from ..sage import check_state, store
+from ..sage.check_state import CheckView
 from ..sage.status import stable_until, token_status
 
 # Even when nothing shown depends on the time, a widget is rendered afresh at least this often.
@@ -57,26 +59,70 @@ def next_reminder(company: Company, token: SageToken | None, now: datetime) -> N
     return NextReminder(found.at, count, due=found.due, held=found.held)
 
 
+@dataclass(frozen=True)
+class CheckLine:
+    """The daily connection check as the widget shows it: one line, and when a failure began."""
+
+    text: str
+    failing_since: str | None = None
+    broken_reason: str | None = None  # the check's failure, when it applies to the current token
+
+
+def _when(at: datetime, now: datetime, tz: str) -> str:
+    """"08:14" today, else the full local date and time."""
+    if local_date(at, tz) == local_date(now, tz):
+        return f"{at.astimezone(ZoneInfo(tz)):%H:%M}"
+    return format_local(at, tz)
+
+
+def check_line(check: CheckView | None, token: SageToken | None, company: Company, now: datetime) -> CheckLine | None:
+    """What the widget says about the daily connection check (None when Sage is not connected)."""
+    if token is None:
+        return None
+    if check is None or check.status is None:
+        return CheckLine("Daily connection check: not run yet" if check is None or check.enabled
+                         else "Daily connection check is off")
+    if not check.enabled:
+        return CheckLine("Daily connection check is off")
+    tz = company.timezone
+    if check.status == "failing" and check.generation == token.generation:
+        since = format_local(check.failing_since, tz) if check.failing_since else None
+        return CheckLine(f"Last check failed {_when(check.checked_at, now, tz)}", since, check.reason)
+    if check.status == "failing":  # renewed since the failure: the next tick checks again
+        return CheckLine("Renewed since the last failed check: checking again within "
+                         f"{plural(current_app.config['PANEL_SWEEP_INTERVAL_MINUTES'], 'minute')}")
+    return CheckLine(f"Last checked OK {_when(check.ok_at, now, tz)}")
+
+
+def next_midnight(now: datetime, tz_name: str) -> datetime:
+    """The next start of a local day in ``tz_name`` after ``now`` (aware UTC)."""
+    return first_at_or_after_wall(local_date(now, tz_name) + timedelta(days=1), 0, ZoneInfo(tz_name))
+
+
 def widget_context(company: Company) -> dict:
     """Template context for settings/_token_widget.html, with ``valid_until``: the first instant at which the
     widget could look different although nothing in the database changed (see ``stable_until``)."""
     token = store.current(company.id)
     now = clock.now()
     reason = token.state_reason if token is not None and token.state == TokenState.NEEDS_LOGIN.value else None
+    check = check_line(check_state.view(company.id), token, company, now)
     timing = {"consented_at": token.consented_at if token else None,
               "expires_at": token.expires_at if token else None,
               "reminder_days": company.reminder_days, "tz_name": company.timezone}
-    status = token_status(now, needs_login_reason=reason, **timing)
+    status = token_status(now, needs_login_reason=reason, broken_reason=check.broken_reason if check else None,
+                          **timing)
     upcoming = next_reminder(company, token, now)
     changes = [now + MAX_VALIDITY, stable_until(now, **timing)]
     if upcoming is not None and upcoming.at is not None and upcoming.at > now:
         changes.append(upcoming.at)  # then it reads "due now"
+    if check is not None:
+        changes.append(next_midnight(now, company.timezone))  # "Last checked OK 08:14" then names the day
     pulse = heartbeat.sweep_pulse(now, current_app.config["PANEL_SWEEP_INTERVAL_MINUTES"])
     warning = scheduler_warning(company, pulse, now)
     # A sweep's heartbeat raises no poll version: while the warning shows, re-render every minute so it clears
     # soon after sweeps resume; otherwise the widget is re-rendered when the pulse would turn stale.
     changes.append(now + STALE_RECHECK if warning else pulse.stale_at)
-    return {"company": company, "token": token, "status": status, "now": now,
+    return {"company": company, "token": token, "status": status, "now": now, "check": check,
             "admins": recipients.admins(company.id),  # named to everyone else in the read-only widget
             "last_reminder": ledger.last_reminder(company.id),
             "next_reminder": upcoming, "scheduler_warning": warning,
