@@ -241,21 +241,3 @@ def drop(bind: Connection) -> None:
     for name in _sqlite_triggers(False):
         bind.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
 
-
-def backfill(bind: Connection) -> None:
-    """Fill the tallies, ledger days and search index from the rows already there."""
-    bind.execute(text("DELETE FROM company_tally"))
-    bind.execute(text('INSERT INTO company_tally (company_id, people, recipients) SELECT company_id, count(*), '
-                      'sum(CASE WHEN active AND notify_sage_token THEN 1 ELSE 0 END) FROM "user" GROUP BY company_id'))
-    bind.execute(text("DELETE FROM ledger_day"))
-    bind.execute(text(
-        "INSERT INTO ledger_day (company_id, local_date, sent, failed, uncertain, last_at, failure) "
-        "SELECT company_id, local_date, sum(CASE WHEN status = 'sent' THEN 1 ELSE 0 END), "
-        "sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), sum(CASE WHEN status = 'uncertain' THEN 1 ELSE 0 END), "
-        "max(finished_at), "
-        f"min(CASE WHEN status = 'failed' THEN reason END) FROM reminder_delivery WHERE status IN {DONE} "
-        "GROUP BY company_id, local_date"))
-    if has_search_index(bind):
-        bind.execute(text("INSERT INTO user_search (user_search) VALUES ('delete-all')"))
-        bind.execute(text(f'INSERT INTO user_search (rowid, search) SELECT id, {SEARCH_SQLITE.format(r="u")} '
-                          'FROM "user" u'))

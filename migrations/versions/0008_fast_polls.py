@@ -10,7 +10,7 @@ from alembic import op
 import sqlalchemy as sa
 
 import panel.models  # noqa: F401  (custom column types such as UTCDateTime)
-from panel import triggers
+from panel import derived, triggers
 
 
 # revision identifiers, used by Alembic.
@@ -74,7 +74,7 @@ def upgrade():
         except sa.exc.DBAPIError:
             pass  # not allowed here: search scans the company's people in name order instead
     triggers.install(bind)
-    triggers.backfill(bind)
+    derived.backfill(bind)
 
 
 def downgrade():

@@ -20,13 +20,15 @@ from faults import SMTP, midday_zone
 from oauth_flow import panel_sign_in
 from smtp_server import Recorder
 from stack import RedisServer, Stack, stack_env, wait_until
-from support import connect_sage, csrf_from, make_app
+from support import connect_sage, csrf_from, make_app, postgres_url
 
 from panel import clock
 from panel.extensions import db
 from panel.models import Company, ReminderDelivery
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not postgres_url(), reason=(
+    "production's topology (web instances, workers and cron on one PostgreSQL): "
+    "the PostgreSQL run (make test-postgres) covers it"))]
 
 INTERVAL_MINUTES = 0.2   # a sweep every 12 s: the heartbeat is stale after 24 s without one
 OUTAGE = 32              # seconds Redis is down: several cron ticks, and longer than two sweep intervals

@@ -23,14 +23,16 @@ import requests
 from oauth_flow import grant_redirect, panel_sign_in
 from rotating_provider import RotatingProvider
 from stack import RedisServer, Stack, stack_env
-from support import connect_sage, free_port, make_app
+from support import connect_sage, free_port, make_app, postgres_url
 
 from panel import clock
 from panel.demo_sageid.models import DemoToken
 from panel.extensions import db
 from panel.models import SageToken
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not postgres_url(), reason=(
+    "production's topology (two web instances on one PostgreSQL): "
+    "the PostgreSQL run (make test-postgres) covers it"))]
 
 EACH = 10
 CHECK_LINE = re.compile(r"POST /settings/sage/check (\d{3}) ([\d.]+)ms")

@@ -27,13 +27,14 @@ import redis
 import requests
 from faults import BIN, ROOT, SMTP, midday_zone
 from smtp_server import Recorder
-from support import base_env, connect_sage, free_port, make_app
+from support import base_env, connect_sage, free_port, make_app, postgres_url
 
 from panel import clock
 from panel.extensions import db
 from panel.models import Company, ReminderDelivery
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    bool(postgres_url()), reason="the supervisor is make run's, on SQLite: the SQLite run covers it")]
 FLASK = [str(BIN / "flask"), "--app", "wsgi"]
 
 
