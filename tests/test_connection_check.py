@@ -166,7 +166,7 @@ def test_three_transient_checks_in_a_row_count_as_broken_and_alert_once(live, sm
 
 
 def test_switched_off_the_check_does_not_run(live):
-    app, cid = live.app, company_id(live.app)
+    app = live.app
     login_now(live)
     http = panel_sign_in(live.url)
     page = http.get(f"{live.url}/settings/sage").text

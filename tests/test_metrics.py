@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select
 from support import connect_sage, make_app
 from test_jobs import worker_env
 

@@ -12,12 +12,7 @@ from sqlalchemy import select
 from .. import clock
 from ..extensions import db
 from .client import SCOPES, query_client
-from .grants import (
-    AuthorizationCodeGrant,
-    GrantContext,
-    RefreshTokenGrant,
-    S256CodeChallenge,
-)
+from .grants import AuthorizationCodeGrant, GrantContext, RefreshTokenGrant, S256CodeChallenge
 from .models import DemoToken, digest
 
 REALM = "demo-sageid"

@@ -8,29 +8,13 @@ import redis
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import MissingAuthorizationError, UnsupportedTokenTypeError
-from flask import (
-    Blueprint,
-    Response,
-    current_app,
-    json,
-    jsonify,
-    redirect,
-    render_template,
-    request,
-    session,
-)
+from flask import Blueprint, Response, current_app, json, jsonify, redirect, render_template, request, session
 
 from ..extensions import csrf
 from ..redis_conn import get_redis
 from ..security import no_referrer
 from .client import CLIENT_NAME, grant_lifetime
-from .content import (
-    DEMO_EMAIL,
-    DEMO_PASSWORD,
-    DEMO_SITES,
-    describe_lifetime,
-    scope_items,
-)
+from .content import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SITES, describe_lifetime, scope_items
 from .grants_list import active_grants, revoke_grant
 from .server import REALM, require_oauth
 

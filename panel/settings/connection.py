@@ -2,15 +2,7 @@
 from __future__ import annotations
 
 import redis
-from flask import (
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from .. import audit, clock
