@@ -210,6 +210,9 @@ class ReminderDelivery(db.Model):
         db.UniqueConstraint("company_id", "user_id", "day_start", name="uq_reminder_delivery_day"),
         db.Index("ix_reminder_delivery_status", "status", "claimed_at"),
         db.Index("ix_reminder_delivery_company_date", "company_id", "local_date"),
+        # A company's newest claim and newest hand-over (the widget's "Next reminder"), one index entry each.
+        db.Index("ix_reminder_delivery_company_claimed", "company_id", "claimed_at"),
+        db.Index("ix_reminder_delivery_company_data", "company_id", "data_at"),
         db.CheckConstraint("status IN ('claimed', 'sending', 'sent', 'failed', 'skipped', 'uncertain')",
                            name="status_valid"),
     )

@@ -175,3 +175,32 @@ def test_ledger_days_equal_counting_the_rows(app):
         assert (found.sent, found.failed, found.uncertain) == tuple(db.session.execute(select(
             *(func.count().filter(ReminderDelivery.status == st) for st in ("sent", "failed", "uncertain")))
             .where(ReminderDelivery.local_date == day)).one())
+
+
+def test_company_history_reads_one_index_entry_and_agrees_with_the_rows(app):
+    """The widget's "Next reminder" needs the company's newest claim and newest hand-over: read from an index, so a
+    day of 50,000 ledger rows costs what a day of two does (bench/company_size.py)."""
+    with app.app_context():
+        company, now = demo(), clock.now()
+        people = [person(e) for e in ("admin@example.com", "ben@example.com", "chloe@example.com")]
+        rows = []
+        for n, (status, hours_ago, handed) in enumerate([("sent", 30, True), ("uncertain", 50, True),
+                                                         ("failed", 2, True), ("claimed", 1, False),
+                                                         ("sent", 100, True)]):
+            at = now - timedelta(hours=hours_ago)
+            rows.append(ReminderDelivery(company_id=company.id, user_id=people[n % 3].id, generation=1,
+                                         local_date=at.date(), day_start=at - timedelta(minutes=n), status=status,
+                                         attempts=1, claimed_at=at, data_at=at if handed else None))
+        db.session.add_all(rows)
+        db.session.commit()
+        found = ledger.company_history(company.id, now)
+        recent = [r for r in rows if r.claimed_at >= now - timedelta(days=3)]
+        assert found.claimed_at == max(r.claimed_at for r in recent) == now - timedelta(hours=1)
+        assert found.sent_at == max(r.data_at for r in recent if r.status in ledger.HANDED_OVER) \
+            == now - timedelta(hours=30)  # the failed row's DATA does not count; the 100-hour-old one is too old
+        if db.engine.dialect.name == "sqlite":
+            for column in ("claimed", "data"):
+                plan = db.session.execute(text(
+                    f"EXPLAIN QUERY PLAN SELECT {column}_at FROM reminder_delivery WHERE company_id = 1 AND "
+                    f"{column}_at >= '2000-01-01' ORDER BY {column}_at DESC LIMIT 1")).all()
+                assert f"ix_reminder_delivery_company_{column}" in " ".join(str(r) for r in plan)

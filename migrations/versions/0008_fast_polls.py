@@ -57,6 +57,10 @@ def upgrade():
     sa.PrimaryKeyConstraint('company_id', 'local_date', name=op.f('pk_ledger_day'))
     )
     # The recipients list pages by (lower(name), id) and the widget names admins in that order: both from an index.
+    # A company's newest claim and newest hand-over to the mail server: the widget's "Next reminder" whatever the
+    # number of ledger rows.
+    op.create_index('ix_reminder_delivery_company_claimed', 'reminder_delivery', ['company_id', 'claimed_at'])
+    op.create_index('ix_reminder_delivery_company_data', 'reminder_delivery', ['company_id', 'data_at'])
     op.create_index('ix_user_company_name', 'user', ['company_id', sa.text('lower(name)'), 'id'], unique=False)
     op.create_index('ix_user_company_role_name', 'user', ['company_id', 'role', sa.text('lower(name)'), 'id'],
                     unique=False)
@@ -84,6 +88,8 @@ def downgrade():
         op.execute('DROP TABLE IF EXISTS user_search')
     else:
         op.execute('DROP INDEX IF EXISTS ix_user_search_trgm')
+    op.drop_index('ix_reminder_delivery_company_data', table_name='reminder_delivery')
+    op.drop_index('ix_reminder_delivery_company_claimed', table_name='reminder_delivery')
     op.drop_index('ix_user_company_role_name', table_name='user')
     op.drop_index('ix_user_company_name', table_name='user')
     op.drop_table('ledger_day')

@@ -82,8 +82,14 @@ def history(company_ids: list[int], now: datetime) -> dict[tuple[int, int], Hist
 
 
 def company_history(company_id: int, now: datetime) -> History:
-    """The same for a whole company (the page's "Next reminder")."""
-    claimed, sent = db.session.execute(_history_query([company_id], now)).one()
+    """The same for a whole company (the page's "Next reminder"): its newest claim and newest hand-over of the last
+    72 hours (every claim of the last 48 hours in any zone), each one entry of an index however many rows a day has."""
+    since = now - timedelta(days=3)
+    claimed = db.session.execute(select(R.claimed_at).where(R.company_id == company_id, R.claimed_at >= since)
+                                 .order_by(R.claimed_at.desc()).limit(1)).scalar()
+    sent = db.session.execute(select(R.data_at).where(R.company_id == company_id, R.data_at >= since,
+                                                      R.status.in_(HANDED_OVER))
+                              .order_by(R.data_at.desc()).limit(1)).scalar()
     return History(claimed, sent)
 
 
