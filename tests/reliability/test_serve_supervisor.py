@@ -33,8 +33,10 @@ from panel import clock
 from panel.extensions import db
 from panel.models import Company, ReminderDelivery
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    bool(postgres_url()), reason="the supervisor is make run's, on SQLite: the SQLite run covers it")]
+pytestmark = pytest.mark.slow
+# Restarts and Redis's own files do not depend on the database: the SQLite run (make run's database) covers them.
+# The SIGKILL test, which asserts on the ledger, runs on both.
+SQLITE_ONLY = pytest.mark.skipif(bool(postgres_url()), reason="process and Redis behaviour: the SQLite run covers it")
 FLASK = [str(BIN / "flask"), "--app", "wsgi"]
 
 
@@ -166,6 +168,7 @@ def test_serve_sigkilled_mid_send_leaves_nothing_running_and_nothing_sent(site, 
         assert gone(tree, 10) == []
 
 
+@SQLITE_ONLY
 def test_children_restart_with_backoff_and_a_second_serve_is_refused(site, tmp_path, reaper):
     app, env, instance, _ = site
     port = free_port()
@@ -239,6 +242,7 @@ def _pings(url: str) -> bool:
         return False
 
 
+@SQLITE_ONLY
 def test_damaged_aof_is_one_line_files_are_private_and_no_temp_folders(tmp_path, reaper):
     instance, tmpdir = tmp_path / "inst", tmp_path / "tmp"
     tmpdir.mkdir()
