@@ -291,3 +291,19 @@ def test_the_scheduler_warning_appears_when_sweeps_stop_and_clears_after_one(app
     clock.freeze(at + timedelta(minutes=31, seconds=2))
     cleared = poll(admin, stale.headers["ETag"])
     assert cleared.status_code == 200 and "scheduler has not run" not in cleared.text
+
+
+def test_the_scheduler_warning_is_the_admins_alone_a_users_poll_stays_304(app, admin, user):
+    """No sweep has ever run: admins are warned (and their widget re-rendered each minute); a user is not, so a
+    user's tab keeps its ETag (bench/tabs.py: every session re-rendered each minute otherwise)."""
+    at = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+    clock.freeze(at)
+    with app.app_context():
+        connect_sage(expires_at=at + timedelta(days=40, hours=2, minutes=45))  # no heartbeat: never swept
+    mine = first(user)
+    assert "scheduler has not run" not in mine.text
+    theirs = first(admin)
+    assert "Reminders are not being sent: the scheduler has not run yet." in theirs.text
+    clock.freeze(at + timedelta(minutes=5))
+    assert poll(user, mine.headers["ETag"]).status_code == 304
+    assert poll(admin, theirs.headers["ETag"]).status_code == 200

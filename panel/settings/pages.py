@@ -21,7 +21,7 @@ def index():
 def sage():
     """Settings › Sage: the token widget, reminder settings, recipients and the audit list."""
     company = current_user.company
-    ctx = widget_context(company)
+    ctx = widget_context(company, current_user.is_admin)
     ctx.update(reminders_context(company, current_user, recipients.clean_query(request.args.get("q")),
                                  people.request_from(request.args)))
     if current_user.is_admin:

@@ -99,9 +99,9 @@ def next_midnight(now: datetime, tz_name: str) -> datetime:
     return first_at_or_after_wall(local_date(now, tz_name) + timedelta(days=1), 0, ZoneInfo(tz_name))
 
 
-def widget_context(company: Company) -> dict:
-    """Template context for settings/_token_widget.html, with ``valid_until``: the first instant at which the
-    widget could look different although nothing in the database changed (see ``stable_until``)."""
+def widget_context(company: Company, admin: bool) -> dict:
+    """Template context for settings/_token_widget.html as ``admin`` (or a user) sees it, with ``valid_until``: the
+    first instant at which the widget could look different although nothing in the database changed."""
     token = store.current(company.id)
     now = clock.now()
     reason = token.state_reason if token is not None and token.state == TokenState.NEEDS_LOGIN.value else None
@@ -117,11 +117,13 @@ def widget_context(company: Company) -> dict:
         changes.append(upcoming.at)  # then it reads "due now"
     if check is not None:
         changes.append(next_midnight(now, company.timezone))  # "Last checked OK 08:14" then names the day
-    pulse = heartbeat.sweep_pulse(now, current_app.config["PANEL_SWEEP_INTERVAL_MINUTES"])
-    warning = scheduler_warning(company, pulse, now)
-    # A sweep's heartbeat raises no poll version: while the warning shows, re-render every minute so it clears
-    # soon after sweeps resume; otherwise the widget is re-rendered when the pulse would turn stale.
-    changes.append(now + STALE_RECHECK if warning else pulse.stale_at)
+    warning = None
+    if admin and token is not None:  # the scheduler warning is for admins of a connected company
+        pulse = heartbeat.sweep_pulse(now, current_app.config["PANEL_SWEEP_INTERVAL_MINUTES"])
+        warning = scheduler_warning(company, pulse, now)
+        # A sweep's heartbeat raises no poll version: while the warning shows, re-render every minute so it clears
+        # soon after sweeps resume; otherwise the widget is re-rendered when the pulse would turn stale.
+        changes.append(now + STALE_RECHECK if warning else pulse.stale_at)
     return {"company": company, "token": token, "status": status, "now": now, "check": check,
             "admins": recipients.admins(company.id),  # named to everyone else in the read-only widget
             "last_reminder": ledger.last_reminder(company.id),

@@ -29,7 +29,7 @@ def widget():
         return app.login_manager.unauthorized()
     company_id = current_user.company_id
     theirs = current(app, [(COMPANY, company_id)])
-    ctx = widget_context(current_user.company)
+    ctx = widget_context(current_user.company, current_user.is_admin)
     resp = fragment("settings/_token_widget.html", **ctx)
     if mine is not None and theirs is not None and uid == current_user.id:
         resp.headers["ETag"] = etag(app, uid, company_id, {**mine, **theirs}, int(ctx["valid_until"].timestamp()))
