@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from smtp_server import SMTPServer
-from support import connect_sage, make_app, run_together
+from support import connect_sage, run_together
+from sweep_fixtures import demo, mail_app, smtp  # noqa: F401 (fixtures)
 
 from panel import clock
 from panel.extensions import db
@@ -15,27 +15,6 @@ from panel.models import Company, DeliveryStatus, ReminderDelivery, User
 from panel.reminders import sweep
 
 LONDON = ZoneInfo("Europe/London")
-
-
-@pytest.fixture
-def smtp():
-    with SMTPServer() as server:
-        yield server
-
-
-@pytest.fixture
-def mail_app(tmp_path, template_db, redis_server, smtp):
-    app = make_app(tmp_path, template_db, redis_server, PANEL_BASE_URL="https://crm.example.com", **smtp.config())
-    from panel.redis_conn import get_redis
-
-    get_redis(app).flushdb()
-    with app.app_context():
-        yield app
-    clock.freeze(None)
-
-
-def demo() -> Company:
-    return Company.query.filter_by(name="Demo Ltd").one()
 
 
 def connect(company: Company, at: datetime, lifetime: timedelta) -> None:

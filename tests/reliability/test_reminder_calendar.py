@@ -10,13 +10,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from oauth_flow import grant_redirect, panel_sign_in
-from smtp_server import SMTPServer
-from support import connect_sage, make_app, start_live
+from support import connect_sage, start_live
+from sweep_fixtures import demo, mail_app, smtp  # noqa: F401 (fixtures)
 
 from panel import clock
 from panel.extensions import db
-from panel.models import Company, User
-from panel.redis_conn import get_redis
+from panel.models import User
 from panel.reminders import settings, sweep
 
 UTC = timezone.utc
@@ -26,25 +25,6 @@ STEP = timedelta(hours=1)  # every expected send instant below is on the hour
 
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
-
-
-@pytest.fixture
-def smtp():
-    with SMTPServer() as server:
-        yield server
-
-
-@pytest.fixture
-def mail_app(tmp_path, template_db, redis_server, smtp):
-    app = make_app(tmp_path, template_db, redis_server, PANEL_BASE_URL="https://crm.example.com", **smtp.config())
-    get_redis(app).flushdb()
-    with app.app_context():
-        yield app
-    clock.freeze(None)
-
-
-def demo() -> Company:
-    return Company.query.filter_by(name="Demo Ltd").one()
 
 
 def admin() -> User:
