@@ -10,7 +10,7 @@ import requests
 from oauth_flow import DEMO_EMAIL, DEMO_PASSWORD, grant_redirect, panel_sign_in, submit
 from smtp_server import SMTPServer
 from sqlalchemy import select, update
-from support import connect_sage, start_live
+from support import connect_sage, run_together, start_live
 
 from panel import clock
 from panel.demo_sageid.models import DemoToken
@@ -19,7 +19,7 @@ from panel.models import Company
 from panel.models_alerts import ConnectionCheck, NoticeDelivery
 from panel.reminders import checks
 from panel.sage import check, check_state, store
-from panel.sage.check import Kind
+from panel.sage.check import Kind, Outcome
 
 RECIPIENTS = ["admin@example.com", "chloe@example.com"]  # Demo Ltd's opted-in, active users
 
@@ -221,3 +221,19 @@ def test_a_company_disconnected_after_its_check_was_claimed_raises_no_alarm(app)
         store.disconnect(db.session.get(Company, token.company_id), token.connected_by)
         assert checks.check_batch(claimed) == {"skipped": 1}
         assert db.session.get(ConnectionCheck, token.company_id, populate_existing=True).incident == 0
+
+
+def test_results_recorded_at_once_for_a_company_without_a_check_row_all_land(app):
+    """Several Check connection clicks (or a click and the daily tick) finishing together for a company whose check
+    row does not exist yet: one row, no duplicate-key error (tests/reliability/test_refresh_scale.py saw a 500)."""
+    with app.app_context():
+        token = connect_sage()
+        cid, generation = token.company_id, token.generation
+    outcome = Outcome(Kind.OK, "reaches 2 Sage 200 sites", 2)
+    results, errors = run_together(app, 4, lambda: check_state.record(cid, outcome, generation, clock.now()))
+    assert errors == []
+    with app.app_context():
+        row = db.session.get(ConnectionCheck, cid)
+        assert (row.status, row.incident) == ("ok", 0)
+    _, errors = run_together(app, 4, lambda: check_state.set_enabled(cid + 1, False, clock.now()))
+    assert errors == []

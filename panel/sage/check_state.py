@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
 from ..models import SageToken
@@ -63,15 +64,22 @@ def view(company_id: int) -> CheckView | None:
 
 def set_enabled(company_id: int, enabled: bool, now: datetime) -> bool:
     """Switch the company's daily check on or off; False when it already was."""
-    row = db.session.get(C, company_id, populate_existing=True)
-    if row is None:
-        row = C(company_id=company_id, enabled=True, next_at=next_slot(company_id, now), transient=0, incident=0,
-                alerted=0, recovered=0)
-        db.session.add(row)
+    _add_rows([company_id], now)
+    row = db.session.execute(select(C).where(C.company_id == company_id).with_for_update()
+                             .execution_options(populate_existing=True)).scalar_one()
     changed = bool(row.enabled) != enabled
     row.enabled = enabled
     db.session.commit()
     return changed
+
+
+def _add_rows(company_ids: list[int], now: datetime) -> None:
+    """Check rows for these companies, due at their next slot; a row another process added meanwhile is kept (two
+    ticks, or two Check connection clicks, may add the same company at once)."""
+    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+    db.session.execute(insert(C).on_conflict_do_nothing(index_elements=["company_id"]), [
+        {"company_id": cid, "enabled": True, "next_at": next_slot(cid, now), "transient": 0, "incident": 0,
+         "alerted": 0, "recovered": 0} for cid in company_ids])
 
 
 def add_missing(now: datetime, limit: int = 20000) -> int:
@@ -81,9 +89,7 @@ def add_missing(now: datetime, limit: int = 20000) -> int:
         select(SageToken.company_id).outerjoin(C, C.company_id == SageToken.company_id)
         .where(C.company_id.is_(None)).limit(limit)).scalars().all()
     if missing:
-        db.session.execute(insert(C), [
-            {"company_id": cid, "enabled": True, "next_at": next_slot(cid, now), "transient": 0, "incident": 0,
-             "alerted": 0, "recovered": 0} for cid in missing])
+        _add_rows(missing, now)
     db.session.commit()
     return len(missing)
 
@@ -111,11 +117,9 @@ def claim_due(now: datetime, limit: int = 500) -> list[int]:
 
 def record(company_id: int, outcome: Outcome, generation: int | None, now: datetime) -> None:
     """Store a check's outcome; a failure that stays opens an incident, a pass closes it."""
+    _add_rows([company_id], now)  # nothing when the row exists; never a duplicate key when two record at once
     row = db.session.execute(select(C).where(C.company_id == company_id).with_for_update()
-                             .execution_options(populate_existing=True)).scalar_one_or_none()
-    if row is None:
-        row = C(company_id=company_id, enabled=True, transient=0, incident=0, alerted=0, recovered=0)
-        db.session.add(row)
+                             .execution_options(populate_existing=True)).scalar_one()
     kind, reason = outcome.kind, outcome.reason
     if kind is Kind.TRANSIENT and (row.transient or 0) + 1 >= TRANSIENT_LIMIT:
         kind = Kind.BROKEN
