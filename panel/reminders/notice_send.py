@@ -13,8 +13,8 @@ from flask import current_app
 from .. import clock, events
 from ..extensions import db
 from ..models import Company, User
-from ..models_alerts import NoticeDelivery, NotifyChannel
 from ..models import DeliveryStatus as S
+from ..models_alerts import NoticeDelivery, NotifyChannel
 from ..sage import check_state, store
 from . import alerts, channel_send, channels, delivery, notices
 from .delivery import NotSent, Outcome

@@ -148,11 +148,9 @@ def _count(company_id: int, people: int, query: str, sparse: bool) -> int | None
     """The company's people (a tally), or those matching ``query`` when that is cheap to count."""
     if not query:
         return people
-    if people <= COUNT_ALL:
-        matched = _like(query)
-    elif sparse and (matched := _trigram_match(company_id, query)) is not None:
-        pass  # few matches: counted from the trigram index, up to COUNT_ALL
-    else:
+    # Every match when the company is small; else few matches, counted from the trigram index (up to COUNT_ALL).
+    matched = _like(query) if people <= COUNT_ALL else _trigram_match(company_id, query) if sparse else None
+    if matched is None:
         return None
     inner = select(User.id).where(User.company_id == company_id, matched).limit(COUNT_ALL + 1).subquery()
     found = db.session.execute(select(func.count()).select_from(inner)).scalar_one()

@@ -20,8 +20,8 @@ from rq.job import Job
 from rq.utils import now as rq_now
 
 from .. import audit, clock, events, heartbeat
-from ..config import sweep_interval_minutes
 from ..audit import Action
+from ..config import sweep_interval_minutes
 from ..extensions import db
 from ..jobs import QueueUnavailable, enqueue, with_app_context
 from ..localtime import plural

@@ -76,13 +76,13 @@ def _record(row_id: int, tries: int, gate: DataGate, outcome: delivery.Delivery,
     Takes plain values, not ORM objects: the ledger may be locked right now, and with SQLite even reading an
     expired attribute would wait for the lock (and fail) before the answer is safely recorded.
     """
+    if gate.lost and not outcome.sent:
+        return  # another sender marked the row: it records the row's outcome
     now, last = clock.now(), tries + 1 >= ledger.MAX_ATTEMPTS
     if outcome.sent:
         ledger.sent(row_id, now, email)
         result.sent += 1
         events.emit(events.REMINDER_SENT, **fields)
-    elif gate.lost:
-        pass  # the sender that marked it records it
     elif gate.skip:
         ledger.finish(row_id, S.SKIPPED, now, email, gate.skip, marked=False)
         result.skipped += 1

@@ -21,7 +21,6 @@ from . import channel_send, ledger, notice_send
 from .plan import CompanyPlan, company_is_due, due_reminders
 from .sending import BatchResult, TransientDeliveryError, send_claimed
 
-
 COMPANY_BATCH = 500  # companies read per query; the query only ever returns companies whose window is open
 MAIL_BATCH = 50      # reminders per send job (one SMTP connection each)
 RETRY_INTERVALS = [30, 60, 120, 300, 600, 900]  # seconds between retries of a batch with transient failures

@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
-from ..sessions import SID, active
 from ..reminders import people, recipients
 from ..reminders.delivery import uses_outbox
+from ..sessions import SID, active
 from .channels import card_context
 from .connection import activity_context, activity_limit
 from .presenter import reminders_context, widget_context
