@@ -5,6 +5,7 @@ once, before forking, so each job starts fast.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -58,6 +59,9 @@ def app():
     return _app
 
 
+SCHEDULER_STOP_SECONDS = 3.0  # how long a stopping worker waits for its scheduler process before killing it
+
+
 class PanelWorker(Worker):
     """``rq worker -w panel.jobs.PanelWorker``: preloads the app in the parent process; its work horse dies with it."""
 
@@ -70,6 +74,21 @@ class PanelWorker(Worker):
         """The worker is leaving (a stop, or an error): its last Redis calls must not wait out an outage."""
         OUTAGE.stopping = True
         super().teardown()
+
+    def stop_scheduler(self):
+        """RQ's, bounded: the scheduler process may be waiting out a Redis outage (its SIGTERM handler only sets a
+        flag its loop reads between commands), so it gets SCHEDULER_STOP_SECONDS and is then killed. It holds
+        nothing that outlives it: its Redis locks expire."""
+        process = self.scheduler._process
+        if not (process and process.pid):
+            return
+        with contextlib.suppress(OSError):
+            os.kill(process.pid, signal.SIGTERM)
+        process.join(SCHEDULER_STOP_SECONDS)
+        if process.is_alive():
+            with contextlib.suppress(OSError):
+                os.kill(process.pid, signal.SIGKILL)
+            process.join()
 
     def main_work_horse(self, job, queue):
         """The forked job child: RQ moves it into a process group of its own, so a signal to the worker's group
