@@ -86,10 +86,11 @@ class Recorder:
 
 
 class SMTPServer:
-    """Controller wrapper: ``with SMTPServer() as smtp: smtp.port, smtp.handler``; STARTTLS with ``tls_context``."""
+    """Controller wrapper: ``with SMTPServer() as smtp: smtp.port, smtp.handler``; STARTTLS with ``tls_context``;
+    ``handler``: a Recorder of the test's own (one that stalls or fails on cue)."""
 
-    def __init__(self, tls_context=None):
-        self.handler = Recorder()
+    def __init__(self, tls_context=None, handler: Recorder | None = None):
+        self.handler = handler or Recorder()
         self.port = self.handler.port = free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, tls_context=tls_context)
 

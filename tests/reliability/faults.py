@@ -11,9 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
-from aiosmtpd.controller import Controller
-from smtp_server import Recorder
-from support import base_env, free_port
+from smtp_server import Recorder, SMTPServer
+from support import base_env
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 BIN = Path(sys.executable).parent
@@ -75,24 +74,16 @@ class LockOnAccept(Recorder):
         return reply
 
 
-class SMTP:
-    """A started aiosmtpd server on 127.0.0.1 with ``handler`` (use as a context manager)."""
+class SMTP(SMTPServer):
+    """A started aiosmtpd server on 127.0.0.1 with ``handler`` (use as a context manager); flask-mail's own
+    timeout, so a stalled server is waited for as in production."""
 
     def __init__(self, handler: Recorder):
-        self.handler, self.port = handler, free_port()
-        self.controller = Controller(handler, hostname="127.0.0.1", port=self.port)
-
-    def __enter__(self):
-        self.controller.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.controller.stop()
+        super().__init__(handler=handler)
 
     def config(self) -> dict:
         """App configuration that sends mail here."""
-        return {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": self.port, "MAIL_USE_TLS": False, "MAIL_USE_SSL": False,
-                "MAIL_USERNAME": None, "MAIL_PASSWORD": None}
+        return {k: v for k, v in super().config().items() if k != "MAIL_TIMEOUT"}
 
     def env(self) -> dict:
         """The same, as environment variables for another process."""
