@@ -70,6 +70,8 @@ def test_poll_after_sign_out_sends_the_page_to_sign_in(page, live_server):
     other = page.context.new_page()
     other.goto(f"{live_server.url}/settings/sage")
     other.get_by_role("button", name="Sign out").click()
+    # Signed out (the server ended the session) before this tab polls; closing a tab mid-navigation can hang.
+    expect(other.get_by_text("You have been signed out.")).to_be_visible()
     other.close()
     page.evaluate("htmx.trigger('#token-widget', 'panel-refresh')")  # what the 60 s poll does
     page.wait_for_url(f"{live_server.url}/login?next=/settings/sage")
