@@ -69,3 +69,15 @@ def uncompressed(tmp_path, template_db, redis_server):
 def test_compression_can_be_left_to_a_front_server(uncompressed):
     status, headers, body = raw_get(uncompressed, "/login", **{"Accept-Encoding": "gzip, br"})
     assert status == 200 and "content-encoding" not in headers and b"<form" in body
+
+
+def test_the_dark_theme_changes_colour_variables_only():
+    """The browser audits (tests/browser) check the dark theme for the colour rules only; that holds while the
+    dark block of panel.css sets nothing but custom properties."""
+    css = open("static/panel.css").read()
+    blocks = re.findall(r"@media \(prefers-color-scheme: dark\) \{(.*?)\n\}", css, re.S)
+    assert len(blocks) == 1 and css.count("@media (prefers-color-scheme") == 1
+    rules = re.findall(r"([^{}]+)\{([^{}]*)\}", blocks[0])
+    assert [selector.strip() for selector, _ in rules] == [":root"]
+    declarations = [d.strip() for d in rules[0][1].split(";") if d.strip()]
+    assert declarations and all(d.startswith("--") for d in declarations), declarations
