@@ -94,11 +94,14 @@ def test_counts_made_in_real_worker_processes_are_not_lost(mapp):
     rq = Path(sys.executable).parent / "rq"
     env = worker_env(mapp)
     env["PANEL_METRICS_TOKEN"] = TOKEN
-    for _ in range(2):  # two worker processes, one after the other, each forking a work horse per job
-        done = subprocess.run([str(rq), "worker", "--burst", "--max-jobs", "1", "-w", "panel.jobs.PanelWorker",
-                               "--url", mapp.config["REDIS_URL"], "panel"],
-                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
+    # Two worker processes at once, one job each, each forking a work horse for it.
+    workers = [subprocess.Popen([str(rq), "worker", "--burst", "--max-jobs", "1", "-w", "panel.jobs.PanelWorker",
+                                 "--url", mapp.config["REDIS_URL"], "panel"],
+                                env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
     assert all(job.get_status(refresh=True) == "finished" for job in jobs)
     found = scrape(mapp)
     assert by(found["panel_sweep_duration_seconds_count"]) == 2
