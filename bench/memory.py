@@ -49,6 +49,8 @@ def describe(proc: psutil.Process) -> str:
     text = " ".join(cmd)
     if "redis-server" in text:
         return "redis-server (embedded)"
+    if "panel.supervise" in text:  # `flask serve` after it replaced itself with the supervisor (same PID)
+        return "serve supervisor (parent)"
     if " serve" in text and "flask" in text:
         return "flask serve (parent)"
     if "gunicorn" in text:

@@ -54,7 +54,7 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path):
         assert "rq worker" in names or "worker --with-scheduler" in names
         assert "gunicorn" in names
         # The reminder sweep's RQ cron process, with the Redis client that waits an outage out (as the worker's).
-        assert "cron -c panel.rqconfig --connection-class panel.rqredis.PatientRedis panel.reminders.schedule" in names
+        assert "cron -c panel.rqconfig --connection-class panel.rqredis.PatientRedis panel.reminders.crontab" in names
         assert "redis-server" in names  # the embedded Redis is a supervised child too …
         assert (tmp_path / "inst" / "redis.sock").exists()  # … on a socket in the instance folder
     finally:
