@@ -40,7 +40,7 @@ def create_app(config: dict | None = None) -> Flask:
     instance_path = (overrides.pop("INSTANCE_PATH", None) or os.environ.get("PANEL_INSTANCE_PATH")
                      or str(ROOT / "instance"))
     app = Flask(
-        __name__,
+        "panel",  # the package: the app's name, logger and root path, as when this lived in panel/__init__.py
         instance_path=os.path.abspath(instance_path),
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),

@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 import psutil
-import redis
 
-from .redis_server import damaged_file, server_argv, shutdown_server
+from .redis_server import ReplyError, ask, damaged_file, server_argv, server_pid, shutdown_server
 from .supervisor import Fatal, Program, Supervisor
 
 BIN = Path(sys.executable).parent
@@ -82,11 +81,8 @@ def _stop_leftovers(instance: Path, redis_url: str | None) -> None:
                 _say(f"stopped {name} (pid {pid}), left running by a previous serve")
         except (psutil.Error, ProcessLookupError, PermissionError):
             pass
-    if redis_url:
-        try:
-            pid = redis.Redis.from_url(redis_url, socket_connect_timeout=1).info("server")["process_id"]
-        except (redis.RedisError, OSError):
-            return
+    pid = server_pid(redis_url) if redis_url else None
+    if pid is not None:
         shutdown_server(redis_url, pid, save=True)
         _say(f"stopped the embedded Redis (pid {pid}) left running at {redis_url}")
 
@@ -114,13 +110,12 @@ def _port_free(port: int) -> None:
 
 def _wait_for_redis(url: str, program: Program, log: Path, timeout: float = 60.0) -> None:
     """Until the embedded Redis answers; Fatal (one line: the cause, the fix) when it exits or never answers."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if client.ping():
+            if ask(url, "PING", timeout=0.5) == "PONG":
                 return
-        except (redis.RedisError, OSError):
+        except (OSError, ReplyError):  # not listening yet, or still loading its data files
             pass
         if program.proc.poll() is not None:
             raise Fatal(program.diagnose() or f"Redis exited as it started ({program.proc.returncode}): "

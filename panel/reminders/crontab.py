@@ -15,7 +15,7 @@ from typing import Callable
 
 from rq import cron
 
-from ..config import sweep_interval_minutes
+from ..envvars import sweep_interval_minutes
 
 INTERVAL_MINUTES = sweep_interval_minutes(os.environ)
 SWEEP = "panel.reminders.schedule.sweep"

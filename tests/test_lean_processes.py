@@ -1,0 +1,80 @@
+"""Benchmark 5 (issue 13): the two long-lived processes of `make run` that need no app — the supervisor
+(``python -m panel.supervise``, what ``flask serve`` becomes) and ``rq cron`` — do not import it. Each import of the
+app costs ~90 MiB that no other process shares (bench/RESULTS.md); these fail as soon as one of them imports Flask,
+SQLAlchemy or the app's modules again (through ``panel/__init__.py``, say)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from rq import Queue
+from rq.job import Job
+from rq.utils import import_attribute
+from support import run_jobs
+
+from panel import clock, heartbeat
+from panel.extensions import db
+from panel.models import Heartbeat
+from panel.reminders import schedule
+from panel.redis_conn import get_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+# What the app's image is made of: none of it belongs in the supervisor or in rq cron.
+APP_MODULES = ("flask", "sqlalchemy", "jinja2", "werkzeug", "flask_sqlalchemy", "alembic", "authlib", "apprise",
+               "panel.factory", "panel.models", "panel.extensions", "panel.config", "panel.reminders.schedule")
+NOON = datetime(2027, 3, 10, 12, 0, tzinfo=timezone.utc)
+
+
+PRINT_MODULES = "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+
+
+def test_the_supervisor_imports_no_app_and_no_redis_client():
+    # What `python -m panel.supervise` imports before main() runs (tests/test_serve.py checks the running one).
+    done = subprocess.run([sys.executable, "-c", "import panel.supervise" + PRINT_MODULES], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    modules = set(json.loads(done.stdout))
+    assert "panel.supervise" in modules
+    assert not modules & set(APP_MODULES), sorted(modules & set(APP_MODULES))
+    assert "redis" not in modules  # it speaks RESP to its own server (panel/redis_server.py): 15 MiB less
+
+
+def test_rq_cron_enqueues_the_real_jobs_by_name_without_importing_them(app, redis_server):
+    """The cron's own imports (its settings, its Redis class, its schedule) in a fresh process, which enqueues each
+    job as RQ's cron does; the jobs it queued name the real functions, and a worker runs the real sweep."""
+    enqueue_all = (
+        "import panel.rqconfig, panel.rqredis, panel.reminders.crontab\n"
+        "from rq import cron\n"
+        f"scheduler = cron.create_cron(panel.rqredis.PatientRedis.from_url({redis_server!r}))\n"
+        "print(json.dumps([[c.name, c.interval, c.enqueue(scheduler.connection).id] for c in scheduler._cron_jobs]))\n")
+    env = dict(os.environ, PANEL_SWEEP_INTERVAL_MINUTES="0.5")
+    done = subprocess.run([sys.executable, "-c", "import json\n" + enqueue_all + PRINT_MODULES], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    first, modules = (json.loads(line) for line in done.stdout.splitlines()[-2:])
+    assert not set(modules) & set(APP_MODULES), sorted(set(modules) & set(APP_MODULES))
+
+    connection = get_redis(app)
+    jobs = {name: (interval, Job.fetch(job_id, connection=connection)) for name, interval, job_id in first}
+    assert {name: interval for name, (interval, _) in jobs.items()} == {"reminder-sweep": 30, "connection-check": 30}
+    assert import_attribute(jobs["reminder-sweep"][1].func_name) is schedule.sweep
+    assert import_attribute(jobs["connection-check"][1].func_name) is schedule.check_connections
+    assert len(Queue("panel", connection=connection)) == 2
+
+    clock.freeze(NOON)
+    run_jobs(app)  # the worker's side: the names resolve, the real sweep runs and records its heartbeat
+    with app.app_context():
+        assert db.session.get(Heartbeat, heartbeat.SWEEP).at == NOON
+
+
+@pytest.mark.parametrize("name", ["create_app", "ConfigError"])
+def test_the_package_still_offers_create_app_and_config_error(name):
+    import panel
+
+    assert getattr(panel, name).__name__ == name
+    assert name in panel.__all__
