@@ -13,7 +13,7 @@ from . import (
     assets,
     auth,
     busy,
-    cli,
+    commands,
     demo_sageid,
     errors,
     health,
@@ -26,7 +26,7 @@ from . import (
     versions,
 )
 from .config import ConfigError, load_config, production_problems
-from .extensions import csrf, db, htmx, mail, migrate
+from .extensions import csrf, db, htmx, mail
 from .instance import ensure_instance, private_sqlite_file
 from .reminders import unsubscribe
 
@@ -62,14 +62,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     busy.configure_engine(app.config)  # bounded lock waits, for the final database URI
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     htmx.init_app(app)
     app.config.setdefault("MAIL_SUPPRESS_SEND", False)
     mail.init_app(app)
 
     for part in (logs, security, render, assets, auth, sessions, versions, errors, health, metrics, demo_sageid,
-                 settings, unsubscribe, cli):
+                 settings, unsubscribe, commands):
         part.init_app(app)
     return app
 
@@ -79,4 +78,4 @@ def _listing_help() -> bool:
     return click.get_current_context(silent=True) is not None and "--help" in sys.argv[1:]
 
 
-__all__ = ["create_app", "ConfigError"]
+__all__ = ["ConfigError", "create_app"]

@@ -104,3 +104,23 @@ def test_the_supervisors_redis_commands_against_a_real_server(tmp_path):
         assert (tmp_path / "redis.db").stat().st_size > 0  # saved on the way out
     finally:
         shutdown_server(url, server.pid, save=False)
+
+
+def test_the_serving_processes_hold_no_migration_tooling(tmp_path):
+    """gunicorn's master (``wsgi:app``, preloaded) and the RQ worker (``jobs.app()``) build the app but run no
+    ``flask`` command: Alembic and Flask-Migrate (11 MiB of heap in each image) load with the first command only."""
+    env = dict(os.environ, PANEL_INSTANCE_PATH=str(tmp_path / "instance"))
+    for build in ("import wsgi", "import panel.jobs; panel.jobs.app()"):
+        done = subprocess.run([sys.executable, "-c", build + PRINT_MODULES], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        modules = set(json.loads(done.stdout.splitlines()[-1]))
+        assert "panel.factory" in modules and "flask" in modules
+        assert not modules & {"alembic", "flask_migrate", "panel.cli"}, (build, sorted(modules & {"alembic"}))
+
+
+def test_commands_and_migrations_load_when_asked_for(app):
+    assert "db" in app.cli.list_commands(None) and "seed-demo" in app.cli.list_commands(None)
+    done = app.test_cli_runner().invoke(args=["db", "current"])  # Alembic reads the database's revision
+    assert done.exit_code == 0 and "alembic.runtime.migration" in done.output, done.output
+    assert app.extensions["migrate"].directory == str(ROOT / "migrations")
