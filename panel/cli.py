@@ -1,10 +1,12 @@
 """Flask CLI commands: create-company, create-user, seed-demo, doctor, serve, reencrypt-tokens, send-reminders,
-set-password, deactivate-user, end-sessions."""
+set-password, deactivate-user, end-sessions; and Flask-Migrate's ``db``. Loaded when a command is first asked for
+(panel/commands.py), so the processes that only serve never import Alembic."""
 from __future__ import annotations
 
 import logging
 import time
 import uuid
+from pathlib import Path
 
 import click
 from alembic.config import Config as AlembicConfig
@@ -12,6 +14,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from flask_migrate import Migrate
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,6 +29,9 @@ from .redis_conn import get_redis
 from .reminders.sweep import run as run_sweep
 from .serve import serve_command
 from .sessions import end_all, end_everyone
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+migrate = Migrate()
 
 
 def _checked(make, *args, **kwargs):
@@ -209,7 +215,8 @@ def send_reminders_command(queue: bool) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Register the commands."""
+    """Register the commands, and Flask-Migrate (its ``db`` group and ``app.extensions["migrate"]``)."""
+    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True, compare_type=True)
     for command in (create_company_command, create_user_command, seed_demo_command, doctor_command, serve_command,
                     reencrypt_tokens_command, send_reminders_command, set_password_command, deactivate_user_command,
                     end_sessions_command):

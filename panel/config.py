@@ -7,6 +7,7 @@ from typing import Mapping
 
 from cryptography.fernet import Fernet
 
+from .envvars import ConfigError, sweep_interval_minutes
 from .instance import instance_secret
 
 ENVIRONMENTS = ("development", "production")
@@ -17,10 +18,6 @@ MIN_GUESSES_LOG10 = 30
 APP_WORDS = ["panel", "sage", "secret", "key", "crm", "flask", "password", "changeme", "production"]
 # Every request body is capped (413 before parsing): our forms are a few short fields.
 MAX_BODY_BYTES = 64 * 1024
-
-
-class ConfigError(RuntimeError):
-    """Raised when the configuration is unsafe or incomplete; the message names every problem."""
 
 
 def _bool(value: str | None, default: bool = False) -> bool:
@@ -37,19 +34,6 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
-
-
-def sweep_interval_minutes(env: Mapping[str, str]) -> int | float:
-    """PANEL_SWEEP_INTERVAL_MINUTES: minutes between reminder sweeps (default 15); a fraction such as 0.5 is allowed
-    (tests run sweeps seconds apart). Read here for the web and by ``rq cron``, which builds no app."""
-    raw = env.get("PANEL_SWEEP_INTERVAL_MINUTES", "").strip()
-    try:
-        value = float(raw) if raw else 15
-    except ValueError:
-        value = 0
-    if not 0.1 <= value <= 1440:  # also refuses nan and inf
-        raise ConfigError(f"PANEL_SWEEP_INTERVAL_MINUTES must be a number of minutes from 0.1 to 1440, got {raw!r}")
-    return int(value) if value == int(value) else value
 
 
 def _seconds_list(env: Mapping[str, str], name: str, default: str) -> list[float]:

@@ -1,10 +1,10 @@
-"""Extension singletons; each is bound to the app in ``create_app`` with ``init_app``."""
+"""Extension singletons; each is bound to the app in ``create_app`` with ``init_app`` (Flask-Migrate is bound with
+the commands, in ``panel/cli.py``: only ``flask`` commands need it)."""
 from __future__ import annotations
 
 from flask_htmx import HTMX
 from flask_login import LoginManager
 from flask_mail import Mail
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
@@ -19,7 +19,6 @@ NAMING = {
 }
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
-migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = HTMX()

@@ -47,8 +47,8 @@ def app():
     """The worker's Flask app, created once (before fork when the worker preloads it) from the environment."""
     global _app, _app_pid
     if _app is None:
-        # Imported here because the package imports this module while it is being initialised.
-        from . import create_app
+        # Imported here: the factory imports the app's parts, and they import this module (an import circle).
+        from .factory import create_app
 
         _app, _app_pid = create_app(), os.getpid()
     elif _app_pid != os.getpid():

@@ -148,7 +148,7 @@ def test_text_lines_name_the_process_in_one_format(capsys):
 @pytest.mark.parametrize("argv, name", [
     (["/x/.venv/bin/gunicorn", "--bind", "0:5000", "wsgi:app"], "web"),
     (["/x/.venv/bin/rq", "worker", "--with-scheduler", "panel"], "worker"),
-    (["/x/.venv/bin/rq", "cron", "panel.reminders.schedule"], "cron"),
+    (["/x/.venv/bin/rq", "cron", "panel.reminders.crontab"], "cron"),
     (["/x/.venv/bin/flask", "--app", "wsgi", "serve"], "serve"),
     (["/x/.venv/bin/flask", "--app", "wsgi", "doctor"], "cli"),
 ])
@@ -186,7 +186,7 @@ def test_web_worker_and_cron_write_one_json_format(tmp_path):
                             "--workers", "1", "wsgi:app"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
     cron = subprocess.Popen([str(BIN / "rq"), "cron", "-c", "panel.rqconfig", "--url", url,
-                             "panel.reminders.schedule"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                             "panel.reminders.crontab"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"

@@ -12,7 +12,7 @@ import pytest
 import redis
 from redis_tcp import RedisServer
 
-from panel import rqredis, serve
+from panel import rqredis, supervise
 from panel.redis_conn import get_redis
 from panel.rqredis import OUTAGE, PatientRedis
 
@@ -82,6 +82,6 @@ def test_production_commands_run_rq_with_the_patient_client():
         assert FLAG in line, line
     readme = (ROOT / "README.md").read_text()
     assert readme.count(FLAG) >= 2  # the production commands of the worker and the cron
-    argv = [" ".join(p.argv) for p in serve._programs("unix:///x.sock", 5000, 1) if p.name in ("worker", "cron")]
+    argv = [" ".join(p.argv) for p in supervise._programs("unix:///x.sock", 5000, 1) if p.name in ("worker", "cron")]
     assert len(argv) == 2 and all(FLAG in a for a in argv)
     assert rqredis.CAP <= 5  # after Redis returns, every process is back within a few seconds

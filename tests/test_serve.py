@@ -54,9 +54,18 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path):
         assert "rq worker" in names or "worker --with-scheduler" in names
         assert "gunicorn" in names
         # The reminder sweep's RQ cron process, with the Redis client that waits an outage out (as the worker's).
-        assert "cron -c panel.rqconfig --connection-class panel.rqredis.PatientRedis panel.reminders.schedule" in names
+        assert "cron -c panel.rqconfig --connection-class panel.rqredis.PatientRedis panel.reminders.crontab" in names
         assert "redis-server" in names  # the embedded Redis is a supervised child too …
         assert (tmp_path / "inst" / "redis.sock").exists()  # … on a socket in the instance folder
+        # `flask serve` became the supervisor (same PID), and neither it nor rq cron holds the app's image
+        # (benchmark 5): SQLAlchemy's and MarkupSafe's (Flask's) compiled modules are not mapped in them.
+        assert "-m panel.supervise" in " ".join(psutil.Process(proc.pid).cmdline())
+        cron = next(c for c in children if " cron " in " ".join(c.cmdline()))
+        for lean in (proc.pid, cron.pid):
+            maps = Path(f"/proc/{lean}/maps").read_text()
+            assert "/sqlalchemy/" not in maps and "/markupsafe/" not in maps, psutil.Process(lean).cmdline()
+        web = next(c for c in children if "gunicorn" in " ".join(c.cmdline()))
+        assert "/sqlalchemy/" in Path(f"/proc/{web.pid}/maps").read_text()  # (the check sees an app when there is one)
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)

@@ -1,12 +1,12 @@
-"""The reminders' background work: the rq cron schedule, the jobs it and the screen enqueue, the test email.
+"""The reminders' background work: the jobs rq cron and the screen enqueue, and the test email.
 
-``rq cron panel.reminders.schedule`` reads the schedule registered at the bottom. Jobs are enqueued by dotted path,
-so the web process imports this module only to start a test email and read its progress.
+``rq cron`` enqueues ``sweep`` and ``check_connections`` by name (panel/reminders/crontab.py, which does not import
+this module). Jobs are enqueued by dotted path, so the web process imports this module only to start a test email
+and read its progress.
 """
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -14,14 +14,12 @@ from datetime import timedelta
 
 import redis
 from flask import current_app
-from rq import cron
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.utils import now as rq_now
 
 from .. import audit, clock, events, heartbeat
 from ..audit import Action
-from ..config import sweep_interval_minutes
 from ..extensions import db
 from ..jobs import QueueUnavailable, enqueue, with_app_context
 from ..localtime import plural
@@ -38,7 +36,6 @@ GIVE_UP = timedelta(seconds=90)  # stop polling after this long without a final 
 UNAVAILABLE = ("Background jobs are unavailable right now, so the test email could not be queued. "
                "Please try again shortly.")
 COOLDOWN_SECONDS = 60  # one test email per person per minute: a double click or a stuck key can't flood an inbox
-INTERVAL_MINUTES = sweep_interval_minutes(os.environ)
 
 
 # ---- jobs (run by the worker) -------------------------------------------------------------------------------------
@@ -163,13 +160,3 @@ def test_email_status(job_id: str, user) -> TestEmail | None:
                    if state == "queued" else "The test email is taking unusually long; check your inbox later.")
         return TestEmail(job_id, False, None, waiting)
     return TestEmail(job_id, True, None, f"Sending a test email to {user.email}…")
-
-
-# ---- the schedule: `rq cron panel.reminders.schedule` ------------------------------------------------------------
-# RQ's CronScheduler has no lock, so two cron processes enqueue every job twice; that wastes work but sends nothing
-# twice (each reminder is claimed in the ledger, each check by one UPDATE … RETURNING): production runs two, for
-# redundancy (docs/RELIABILITY.md, "Several hosts").
-cron.register(sweep, queue_name="panel", interval=round(INTERVAL_MINUTES * 60), job_timeout=900, name="reminder-sweep")
-# The daily connection checks (issue 15): each company once a day at its own slot; the tick finds those due.
-cron.register(check_connections, queue_name="panel", interval=round(INTERVAL_MINUTES * 60), job_timeout=900,
-              name="connection-check")
