@@ -1,21 +1,21 @@
 """The embedded redis-server as ``make run``'s supervisor runs it: its command line, its socket path, the one-line
 cause when its data files are damaged, and a clean shutdown. ``panel.redis_conn`` is the app's Redis factory.
 
-The supervisor (``python -m panel.supervise``) lives as long as ``make run`` and only ever asks its own server on a
-unix socket three things (PING, INFO, SHUTDOWN), so this module speaks those in RESP itself (``ask``) instead of
-importing redis-py, whose import alone takes 15 MiB (it loads asyncio and its whole client): bench/RESULTS.md,
-benchmark 5."""
+The supervisor (``python -m panel.supervise``) only ever asks its own server three things (PING, INFO, SHUTDOWN),
+through redis-py with no retries and short timeouts (``client``)."""
 from __future__ import annotations
 
 import contextlib
 import importlib.util
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
 
 import psutil
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 # What Redis 6.2 writes last when it cannot load its data files.
 DAMAGED = {"appendonly.aof": ("Bad file format reading the append only file",
@@ -24,43 +24,27 @@ DAMAGED = {"appendonly.aof": ("Bad file format reading the append only file",
                         "Bad file format reading")}
 
 
-class ReplyError(RuntimeError):
-    """Redis answered with an error (e.g. ``LOADING``: still reading its data files)."""
+def client(url: str, timeout: float = 1.0) -> redis.Redis:
+    """A redis-py client for the server at ``url`` that makes no retries: each question is asked once, and a server
+    that is starting, stopping or gone answers with an error at once instead of after redis-py's reconnects."""
+    return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=timeout,
+                                socket_timeout=timeout)
 
 
-def ask(url: str, *words: str, timeout: float = 1.0) -> str | None:
-    """Send one command to the Redis server at the ``unix://`` ``url`` and return its reply (a status, an integer
-    or a bulk string, as text; None for a nil reply or when the server closes the connection without one, as
-    SHUTDOWN does). OSError when nothing answers; ReplyError for an error reply."""
-    if not url.startswith("unix://"):
-        raise ValueError(f"the embedded Redis listens on a unix socket, not {url!r}")
-    request = [f"*{len(words)}\r\n".encode()]
-    for word in words:
-        data = word.encode()
-        request.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    with socket.socket(socket.AF_UNIX) as conn:
-        conn.settimeout(timeout)
-        conn.connect(url.removeprefix("unix://"))
-        conn.sendall(b"".join(request))
-        with conn.makefile("rb") as reply:
-            first = reply.readline()
-            if not first.endswith(b"\r\n"):
-                return None  # closed without a (whole) answer
-            kind, rest = first[:1], first[1:-2].decode("utf-8", "replace")
-            if kind == b"-":
-                raise ReplyError(rest)
-            if kind == b"$":
-                return None if rest == "-1" else reply.read(int(rest)).decode("utf-8", "replace")
-            return rest
+def answers(url: str, timeout: float = 0.5) -> bool:
+    """Whether the server at ``url`` answers PING (False while it is not listening yet or still loading its data)."""
+    try:
+        return client(url, timeout).ping()
+    except (redis.RedisError, OSError):
+        return False
 
 
 def server_pid(url: str) -> int | None:
     """The process id of the Redis server answering at ``url`` (INFO server), or None when none answers."""
     try:
-        info = ask(url, "INFO", "server") or ""
-    except (OSError, ReplyError, ValueError):
+        return client(url).info("server")["process_id"]
+    except (redis.RedisError, OSError, ValueError, KeyError):
         return None
-    return next((int(line.split(":", 1)[1]) for line in info.splitlines() if line.startswith("process_id:")), None)
 
 
 def socket_path(instance: Path) -> Path:
@@ -115,8 +99,8 @@ def damaged_file(instance_path: str, log: Path) -> str | None:
 def shutdown_server(url: str, pid: int | None, save: bool = True, wait: float = 10.0) -> None:
     """Ask the Redis server at the ``unix://`` ``url`` to shut down (saving first unless ``save`` is False) and
     wait until process ``pid`` has exited. Asked once: the server closing the connection is the expected answer."""
-    with contextlib.suppress(OSError, ReplyError):  # gone already, or went away while answering
-        ask(url, "SHUTDOWN", "SAVE" if save else "NOSAVE", timeout=wait)
+    with contextlib.suppress(redis.RedisError, OSError):  # gone already, or went away while answering
+        client(url, wait).shutdown(save=save, nosave=not save)
     deadline = time.monotonic() + wait
     while pid and time.monotonic() < deadline:
         try:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from .redis_server import ReplyError, ask, damaged_file, server_argv, server_pid, shutdown_server
+from .redis_server import answers, damaged_file, server_argv, server_pid, shutdown_server
 from .supervisor import Fatal, Program, Supervisor
 
 BIN = Path(sys.executable).parent
@@ -112,11 +112,8 @@ def _wait_for_redis(url: str, program: Program, log: Path, timeout: float = 60.0
     """Until the embedded Redis answers; Fatal (one line: the cause, the fix) when it exits or never answers."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if ask(url, "PING", timeout=0.5) == "PONG":
-                return
-        except (OSError, ReplyError):  # not listening yet, or still loading its data files
-            pass
+        if answers(url):  # not yet while it is not listening or still loading its data files
+            return
         if program.proc.poll() is not None:
             raise Fatal(program.diagnose() or f"Redis exited as it started ({program.proc.returncode}): "
                                               f"{_last_line(log)} (full log: {log})")

