@@ -8,9 +8,9 @@ from urllib.parse import urljoin
 import pytest
 import requests
 from oauth_flow import DEMO_EMAIL, DEMO_PASSWORD, grant_redirect, panel_sign_in, submit
-from smtp_server import SMTPServer
 from sqlalchemy import select, update
 from support import connect_sage, run_together, start_live
+from sweep_fixtures import smtp  # noqa: F401 (a fixture)
 
 from panel import clock
 from panel.demo_sageid.models import DemoToken
@@ -22,12 +22,6 @@ from panel.sage import check, check_state, store
 from panel.sage.check import Kind, Outcome
 
 RECIPIENTS = ["admin@example.com", "chloe@example.com"]  # Demo Ltd's opted-in, active users
-
-
-@pytest.fixture
-def smtp():
-    with SMTPServer() as server:
-        yield server
 
 
 @pytest.fixture
