@@ -2,7 +2,7 @@
 
 ``rq cron`` only enqueues, so the jobs are named by their dotted paths (``panel.reminders.schedule.sweep``, which the
 worker imports) instead of imported: this process never loads the app — Flask, SQLAlchemy, the mail and Sage code
-— and stays small (bench/RESULTS.md, benchmark 5). tests/test_cron.py checks each name against the real job.
+— and stays small (bench/RESULTS.md, benchmark 5). tests/test_lean_processes.py checks each name against the real job.
 
 RQ's CronScheduler has no lock, so two cron processes enqueue every job twice; that wastes work but sends nothing
 twice (each reminder is claimed in the ledger, each check by one UPDATE … RETURNING): production runs two, for
