@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # Two test processes (one per core here): much of the suite waits on real servers, locks and browsers.
 PYTEST_N   ?= auto
 
-.PHONY: run test test-all test-postgres install install-dev migrate seed serve bench screenshots clean
+.PHONY: run test test-all test-postgres pg-tests install install-dev migrate seed serve bench screenshots clean
 
 run: $(VENV)/.installed
 	$(FLASK) db upgrade
@@ -31,6 +31,10 @@ PG_TESTS := tests/test_reminder_sweep.py tests/test_reminder_worker.py tests/tes
             tests/test_widget_poll.py tests/test_heartbeat.py tests/test_sage_refresh.py \
             tests/test_connection_check.py tests/test_channels.py tests/test_metrics.py
 PG_RUN = $(BIN)/pytest -n $(PYTEST_N) -m "not slow" $(PG_TESTS) $(PYTEST_ARGS) && $(BIN)/pytest -m slow $(PG_TESTS) $(PYTEST_ARGS)
+# The list above, for .ci/lanes.
+pg-tests:
+	@echo $(PG_TESTS)
+
 test-postgres: $(VENV)/.installed-dev
 ifeq ($(strip $(PANEL_TEST_DATABASE_URL)),)
 	.ci/with-postgres sh -c '$(PG_RUN)'

@@ -13,6 +13,7 @@ from datetime import timedelta
 from jinja2 import BytecodeCache
 from rq import SimpleWorker
 from sqlalchemy import select
+from sqlalchemy.util import LRUCache
 from werkzeug.security import generate_password_hash
 from werkzeug.serving import make_server
 
@@ -144,8 +145,34 @@ class SharedTemplates(BytecodeCache):
 TEMPLATES = SharedTemplates()
 
 
-def make_app(tmp_path, template_db, redis_server, **config):
-    """A fresh app on its own copy of the seeded database (SQLite file, or PostgreSQL clone)."""
+class SharedStatements:
+    """Compiled SQL kept for the whole run, for the same reason: SQLAlchemy caches each statement's compiled form
+    per engine, under a key that includes the engine's dialect object, so every test's new engine compiled every
+    query again (about a third of a signed-in page view in a fresh app). Each new engine is given the first
+    engine's dialect and statement cache; the dialect carries no per-database state (connect arguments and
+    connect events stay with each engine's own pool), so what is cached for one engine is right for all of them.
+    """
+
+    def __init__(self):
+        self.cache = LRUCache(5000)
+        self.dialects: dict[str, object] = {}
+
+    def share(self, app) -> None:
+        with app.app_context():
+            engine = db.engine
+            engine.dialect = self.dialects.setdefault(engine.dialect.name, engine.dialect)
+            engine._compiled_cache = self.cache
+
+
+STATEMENTS = SharedStatements()
+
+
+def make_app(tmp_path, template_db, redis_server, *, shared_sql: bool = True, **config):
+    """A fresh app on its own copy of the seeded database (SQLite file, or PostgreSQL clone).
+
+    ``shared_sql=False`` keeps the engine's own dialect: a test that listens for dialect events (``do_connect``)
+    on its engine needs that, or its listener would land on the dialect every later engine shares.
+    """
     inst = tmp_path / "instance"
     inst.mkdir(exist_ok=True)
     cfg = {"INSTANCE_PATH": str(inst), "ENV_VARS": base_env(), "TESTING": True,
@@ -153,6 +180,8 @@ def make_app(tmp_path, template_db, redis_server, **config):
     cfg.update(config)
     app = create_app(cfg)
     app.jinja_env.bytecode_cache = TEMPLATES
+    if shared_sql:
+        STATEMENTS.share(app)
     return app
 
 

@@ -20,7 +20,7 @@ MESSAGE = "so nothing was saved"
 
 @pytest.fixture
 def app(tmp_path, template_db, redis_server):
-    return make_app(tmp_path, template_db, redis_server)
+    return make_app(tmp_path, template_db, redis_server, shared_sql=False)  # make_read_only listens on the dialect
 
 
 def sqlite_path(app) -> str | None:

@@ -33,7 +33,7 @@ SECONDS = 30
 PERIOD = 1.0
 PEOPLE = ["admin@example.com", "ben@example.com", "chloe@example.com", "olga@other.example", "oscar@other.example"]
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.load]
 
 
 @pytest.fixture
