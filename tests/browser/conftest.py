@@ -32,25 +32,3 @@ def browser_type_launch_args(browser_type_launch_args):
 
 
 
-
-@pytest.fixture(scope="session")
-def _shared_context(browser, browser_context_args):
-    """One browser context for every test of this process that takes ``page``.
-
-    A fresh context costs Chromium about twice what a fresh page in a warm one does (bench/RESULTS.md, "browser
-    tests"); each test still gets its own page, and its live server's own port, hence its own origin with empty
-    storage and cache. Cookies are keyed by host, not port, so they are cleared after each test.
-    """
-    context = browser.new_context(**browser_context_args)
-    yield context
-    context.close()
-
-
-@pytest.fixture
-def context(_shared_context):
-    """The shared context, handed back clean: the test's pages closed, no cookies, no permissions granted."""
-    yield _shared_context
-    for page in list(_shared_context.pages):
-        page.close()
-    _shared_context.clear_cookies()
-    _shared_context.clear_permissions()
