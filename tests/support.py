@@ -161,7 +161,14 @@ class SharedStatements:
     def share(self, app) -> None:
         with app.app_context():
             engine = db.engine
-            engine.dialect = self.dialects.setdefault(engine.dialect.name, engine.dialect)
+            name = engine.dialect.name
+            if name not in self.dialects:
+                # A dialect learns the server's features (RETURNING, multi-row VALUES…) on its engine's first
+                # connection; only then may it stand in for every later one.
+                with engine.connect():
+                    pass
+                self.dialects[name] = engine.dialect
+            engine.dialect = self.dialects[name]
             engine._compiled_cache = self.cache
 
 
