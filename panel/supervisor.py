@@ -79,6 +79,14 @@ class Fatal(RuntimeError):
     """A child cannot run, for a reason it named: stop everything and say why."""
 
 
+def _identity(proc: psutil.Process) -> tuple[int, float] | None:
+    """PID and start time (a reused PID is another process), or None for a process already gone."""
+    try:
+        return proc.pid, proc.create_time()
+    except psutil.Error:
+        return None
+
+
 class Supervisor:
     """Start, watch, restart and stop a list of Programs (see the module docstring)."""
 
@@ -86,6 +94,9 @@ class Supervisor:
         self.env, self.log = env, log
         self.programs: list[Program] = []
         self.orphaned = True  # a child exited since the last look for adopted orphans (SIGCHLD)
+        # Children this process had before it supervised anything are its own business, never orphans: none when
+        # `flask serve` execs the supervisor; a test runner's helpers (a browser driver) when a test drives one.
+        self.before = {_identity(c) for c in psutil.Process().children()} - {None}
         become_subreaper()
         signal.signal(signal.SIGCHLD, self._on_child)
 
@@ -148,7 +159,7 @@ class Supervisor:
             return
         self.orphaned = False
         ours = {p.proc.pid for p in self.programs if p.proc is not None}
-        orphans = [c for c in psutil.Process().children() if c.pid not in ours]
+        orphans = [c for c in psutil.Process().children() if c.pid not in ours and not self._had(c)]
         for child in orphans:
             try:
                 child.kill()
@@ -159,6 +170,9 @@ class Supervisor:
                 os.waitpid(child.pid, 0)
             except ChildProcessError:
                 pass
+
+    def _had(self, child: psutil.Process) -> bool:
+        return _identity(child) in self.before
 
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM every child's process group at once (those marked ``stop_last`` — what the others need to

@@ -2,6 +2,7 @@
 SIGKILL, orphans re-parented to the supervisor stopped and reaped, the parent-death signal."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,18 +18,26 @@ from panel.supervisor import Fatal, Program, Supervisor
 PY = sys.executable
 
 
-@pytest.fixture
-def sup():
+@contextlib.contextmanager
+def supervising():
     """A Supervisor in this test process; afterwards the process is no subreaper again and SIGCHLD is as it was."""
     lines: list[str] = []
     handler = signal.getsignal(signal.SIGCHLD)
     s = Supervisor(dict(os.environ), lines.append)
     s.lines = lines
-    yield s
-    s.stop(grace=1)
-    signal.signal(signal.SIGCHLD, handler)
-    if supervisor._libc is not None:
-        supervisor._libc.prctl(supervisor.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+    try:
+        yield s
+    finally:
+        s.stop(grace=1)
+        signal.signal(signal.SIGCHLD, handler)
+        if supervisor._libc is not None:
+            supervisor._libc.prctl(supervisor.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+@pytest.fixture
+def sup():
+    with supervising() as s:
+        yield s
 
 
 def check_until(sup: Supervisor, done, timeout: float = 10):
@@ -81,6 +90,31 @@ def test_orphans_of_a_dead_child_come_back_and_are_stopped(sup):
     grandchild = psutil.Process(int(prog.proc.stdout.readline()))
     check_until(sup, lambda: prog.restarts >= 1)
     assert not grandchild.is_running() or grandchild.status() == psutil.STATUS_ZOMBIE
+
+
+def stopped(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_children_the_process_already_had_are_not_taken_for_orphans():
+    """A process that starts supervising may have children of its own already — the test runner's, when a test
+    drives a Supervisor in-process (Playwright's driver, whose death once failed a run): they are left alone."""
+    own = subprocess.Popen([PY, "-c", "import time; time.sleep(60)"])
+    try:
+        with supervising() as sup:
+            prog = sup.start(Program("parent", [PY, "-c", "import subprocess, sys, time; "
+                                                "p = subprocess.Popen([sys.executable, '-c', 'import time; "
+                                                "time.sleep(60)'], start_new_session=True); print(p.pid, "
+                                                "flush=True); time.sleep(0.3)"], stdout=subprocess.PIPE))
+            orphan = psutil.Process(int(prog.proc.stdout.readline()))
+            check_until(sup, lambda: prog.restarts >= 1 and stopped(orphan))
+            assert own.poll() is None  # the adopted orphan was stopped; our own child was not
+    finally:
+        own.kill()
+        own.wait()
 
 
 def test_children_are_told_to_die_with_the_supervisor(tmp_path):
