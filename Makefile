@@ -31,7 +31,7 @@ PG_TESTS := tests/test_reminder_sweep.py tests/test_reminder_worker.py tests/tes
             tests/test_widget_poll.py tests/test_heartbeat.py tests/test_sage_refresh.py \
             tests/test_connection_check.py tests/test_channels.py tests/test_metrics.py
 PG_RUN = $(BIN)/pytest -n $(PYTEST_N) -m "not slow" $(PG_TESTS) $(PYTEST_ARGS) && $(BIN)/pytest -m slow $(PG_TESTS) $(PYTEST_ARGS)
-# The list above, for .ci/lanes.
+# The list above, for .ci/run.
 pg-tests:
 	@echo $(PG_TESTS)
 
