@@ -1,8 +1,9 @@
-"""The test apps share one compiled-SQL cache and one dialect (tests/support.py, SharedStatements): the shared
+"""The test apps share one compiled-SQL cache and one dialect (tests/compile_once.py): the shared
 dialect must be one that has met the server, or every later app would run without RETURNING and the like."""
 from __future__ import annotations
 
-from support import STATEMENTS, make_app
+from compile_once import STATEMENTS
+from support import make_app
 
 from panel.extensions import db
 
