@@ -31,4 +31,3 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
-
